@@ -1,0 +1,263 @@
+import { Type } from 'class-transformer';
+import {
+  IsArray,
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  ValidateNested,
+  type ValidationOptions,
+} from 'class-validator';
+import { applyDecorators } from '@nestjs/common';
+
+/** Algorithms passport-jwt (jsonwebtoken) can verify with a public key; HS* and none never. */
+export const ASYMMETRIC_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+] as const;
+export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
+
+export const REDIS_MODES = ['standalone', 'sentinel', 'cluster'] as const;
+export type RedisMode = (typeof REDIS_MODES)[number];
+
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+const HOST_PORT = /^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
+
+// One message per rule, naming what is allowed and never the value that was given.
+function IntRange(min: number, max: number): PropertyDecorator {
+  const message = { message: `must be an integer from ${min} to ${max}` };
+  return applyDecorators(IsInt(message), Min(min, message), Max(max, message));
+}
+
+function OneOf(values: readonly string[], options: ValidationOptions = {}): PropertyDecorator {
+  return IsIn(values as string[], { message: `must be one of: ${values.join(', ')}`, ...options });
+}
+
+const isText = { message: 'must be a string' };
+const isFlag = { message: 'must be true or false' };
+
+export class ServerConfig {
+  @IsString(isText)
+  host!: string;
+
+  @IntRange(0, 65535)
+  port!: number;
+
+  @IntRange(1024, 1073741824)
+  bodyLimitBytes!: number;
+
+  @IntRange(1000, 600000)
+  headersTimeoutMs!: number;
+
+  @IntRange(1000, 600000)
+  requestTimeoutMs!: number;
+
+  @IntRange(1000, 600000)
+  keepAliveTimeoutMs!: number;
+
+  @IntRange(0, 600000)
+  shutdownTimeoutMs!: number;
+
+  @IntRange(1, 3600)
+  retryAfterS!: number;
+}
+
+export class RedisTlsConfig {
+  @IsBoolean(isFlag)
+  enabled!: boolean;
+
+  @IsString(isText)
+  caFile!: string;
+}
+
+export class RedisConfig {
+  @OneOf(REDIS_MODES)
+  mode!: RedisMode;
+
+  @Matches(/^$|^rediss?:\/\//, { message: 'must be a redis:// or rediss:// URL' })
+  url!: string;
+
+  @IsString(isText)
+  host!: string;
+
+  @IntRange(1, 65535)
+  port!: number;
+
+  @IsString(isText)
+  username!: string;
+
+  @IsString(isText)
+  password!: string;
+
+  @IsString(isText)
+  passwordFile!: string;
+
+  @IntRange(0, 1023)
+  db!: number;
+
+  @IsString(isText)
+  keyPrefix!: string;
+
+  @IsArray({ message: 'must be a list of host:port' })
+  @Matches(HOST_PORT, { each: true, message: 'must be a list of host:port' })
+  sentinels!: string[];
+
+  @IsString(isText)
+  sentinelName!: string;
+
+  @IsArray({ message: 'must be a list of host:port' })
+  @Matches(HOST_PORT, { each: true, message: 'must be a list of host:port' })
+  clusterNodes!: string[];
+
+  @ValidateNested()
+  @Type(() => RedisTlsConfig)
+  tls!: RedisTlsConfig;
+
+  @IntRange(50, 60000)
+  commandTimeoutMs!: number;
+
+  @IntRange(100, 600000)
+  socketTimeoutMs!: number;
+
+  @IntRange(100, 60000)
+  connectTimeoutMs!: number;
+
+  @IntRange(10, 60000)
+  retryMaxDelayMs!: number;
+
+  @IntRange(0, 600000)
+  keepAliveMs!: number;
+
+  @IntRange(1, 10000)
+  blockingPoolSize!: number;
+}
+
+export class AuthConfig {
+  @IsString(isText)
+  issuer!: string;
+
+  @IsString(isText)
+  audience!: string;
+
+  @IsString(isText)
+  jwksUri!: string;
+
+  @IsArray({ message: `must be a list of: ${ASYMMETRIC_ALGORITHMS.join(', ')}` })
+  @OneOf(ASYMMETRIC_ALGORITHMS, { each: true })
+  algorithms!: AsymmetricAlgorithm[];
+
+  @IntRange(0, 300)
+  clockToleranceS!: number;
+
+  @IntRange(60, 31536000)
+  maxTokenLifetimeS!: number;
+
+  @IsString(isText)
+  scopeClaim!: string;
+
+  @IsString(isText)
+  scopeArrayClaim!: string;
+
+  @IsString(isText)
+  keyPatternsClaim!: string;
+
+  @IntRange(1, 600)
+  jwksRequestsPerMinute!: number;
+
+  @IntRange(1000, 86400000)
+  jwksCacheMaxAgeMs!: number;
+
+  @IntRange(100, 60000)
+  jwksTimeoutMs!: number;
+}
+
+export class LimitsConfig {
+  @IntRange(1, 65536)
+  maxKeyBytes!: number;
+
+  @IntRange(1, 536870912)
+  maxValueBytes!: number;
+
+  @IntRange(1, 100000)
+  maxBatchKeys!: number;
+
+  @IntRange(1, 100000)
+  maxScanCount!: number;
+
+  @IntRange(0, 600000)
+  maxBlockMs!: number;
+}
+
+export class SseConfig {
+  @IntRange(100, 600000)
+  heartbeatMs!: number;
+
+  @IntRange(1, 1000000)
+  maxClients!: number;
+
+  @IntRange(1, 1000000)
+  maxClientsPerSubject!: number;
+
+  @IntRange(1024, 1073741824)
+  maxBufferBytes!: number;
+}
+
+export class LocksConfig {
+  @IntRange(1, 86400000)
+  maxTtlMs!: number;
+
+  @IntRange(-1, 86400000)
+  delayedRestartMs!: number;
+
+  @IsArray({ message: 'must be a list of redis:// URLs' })
+  @Matches(/^rediss?:\/\//, { each: true, message: 'must be a list of redis:// URLs' })
+  nodes!: string[];
+}
+
+export class LogConfig {
+  @OneOf(LOG_LEVELS)
+  level!: LogLevel;
+}
+
+/** The one typed configuration object, validated once at start-up. */
+export class AppConfig {
+  @ValidateNested()
+  @Type(() => ServerConfig)
+  server!: ServerConfig;
+
+  @ValidateNested()
+  @Type(() => RedisConfig)
+  redis!: RedisConfig;
+
+  @ValidateNested()
+  @Type(() => AuthConfig)
+  auth!: AuthConfig;
+
+  @ValidateNested()
+  @Type(() => LimitsConfig)
+  limits!: LimitsConfig;
+
+  @ValidateNested()
+  @Type(() => SseConfig)
+  sse!: SseConfig;
+
+  @ValidateNested()
+  @Type(() => LocksConfig)
+  locks!: LocksConfig;
+
+  @ValidateNested()
+  @Type(() => LogConfig)
+  log!: LogConfig;
+}

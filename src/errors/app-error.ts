@@ -1,0 +1,62 @@
+/** The stable error codes of the API: every problem+json body carries one of them. */
+export const ERROR_CODES = [
+  'BAD_REQUEST',
+  'VALIDATION_FAILED',
+  'INVALID_TOKEN',
+  'INSUFFICIENT_SCOPE',
+  'KEY_FORBIDDEN',
+  'REDIS_NO_PERMISSION',
+  'NOT_FOUND',
+  'NOT_UTF8',
+  'WRONG_TYPE',
+  'CONDITION_FAILED',
+  'NOT_A_NUMBER',
+  'OUT_OF_RANGE',
+  'PAYLOAD_TOO_LARGE',
+  'UNSUPPORTED_MEDIA_TYPE',
+  'RATE_LIMITED',
+  'INTERNAL',
+  'AUTH_UNAVAILABLE',
+  'REDIS_UNAVAILABLE',
+  'REDIS_READONLY',
+  'OUTCOME_UNKNOWN',
+  'REDIS_TIMEOUT',
+  'REDIS_OOM',
+] as const;
+
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** One entry of a validation problem's `errors` list. */
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+/**
+ * A domain error: services throw it, the problem filter turns it into problem+json with the
+ * status of its code. `detail` is shown to the caller, so it never carries Redis's own text.
+ */
+export class AppError extends Error {
+  readonly errors?: FieldError[];
+  /** Response headers that belong to this error (e.g. WWW-Authenticate). */
+  readonly headers: Readonly<Record<string, string>>;
+
+  constructor(
+    readonly code: ErrorCode,
+    readonly detail: string,
+    options: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+  ) {
+    super(detail, { cause: options.cause });
+    this.name = 'AppError';
+    this.errors = options.errors;
+    this.headers = options.headers ?? {};
+  }
+
+  static validation(errors: FieldError[]): AppError {
+    return new AppError('VALIDATION_FAILED', 'The request is not valid.', { errors });
+  }
+
+  static notFound(what: string): AppError {
+    return new AppError('NOT_FOUND', `${what} does not exist.`);
+  }
+}

@@ -1,0 +1,86 @@
+import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { AppConfig } from '../config/app-config';
+import { AppError, type ErrorCode } from './app-error';
+import { ERROR_STATUS, codeForStatus, isRetryable } from './error-status';
+
+export const PROBLEM_CONTENT_TYPE = 'application/problem+json; charset=utf-8';
+
+interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  requestId?: string;
+  errors?: AppError['errors'];
+}
+
+const GENERIC_DETAIL: Partial<Record<ErrorCode, string>> = {
+  BAD_REQUEST: 'The request is malformed.',
+  INVALID_TOKEN: 'The access token is missing or not valid.',
+  NOT_FOUND: 'The resource does not exist.',
+  PAYLOAD_TOO_LARGE: 'The request body is too large.',
+  UNSUPPORTED_MEDIA_TYPE: 'The request body has an unsupported content type.',
+  INTERNAL: 'An internal error occurred.',
+};
+
+/** Errors Fastify raises itself (body parsing, limits) carry a statusCode and a FST_ code. */
+function isHttpLikeError(error: unknown): error is Error & { statusCode: number } {
+  const status = (error as { statusCode?: unknown } | null)?.statusCode;
+  return error instanceof Error && typeof status === 'number' && status >= 400 && status < 500;
+}
+
+/** The one place where every failure becomes an RFC 9457 problem+json response. */
+@Catch()
+export class ProblemFilter implements ExceptionFilter {
+  private readonly logger = new Logger('ProblemFilter');
+
+  constructor(private readonly config: AppConfig) {}
+
+  catch(exception: unknown, host: ArgumentsHost): void {
+    const http = host.switchToHttp();
+    const request = http.getRequest<FastifyRequest>();
+    const reply = http.getResponse<FastifyReply>();
+    this.send(this.toAppError(exception), request, reply);
+  }
+
+  toAppError(exception: unknown): AppError {
+    if (exception instanceof AppError) {
+      return exception;
+    }
+    if (exception instanceof HttpException) {
+      const code = codeForStatus(exception.getStatus());
+      return new AppError(code, GENERIC_DETAIL[code] ?? STATUS_CODES[ERROR_STATUS[code]] ?? '');
+    }
+    if (isHttpLikeError(exception)) {
+      const code = codeForStatus(exception.statusCode);
+      return new AppError(code, GENERIC_DETAIL[code] ?? 'The request is malformed.');
+    }
+    this.logger.error({ err: exception }, 'unhandled error');
+    return new AppError('INTERNAL', GENERIC_DETAIL.INTERNAL ?? '');
+  }
+
+  send(error: AppError, request: FastifyRequest, reply: FastifyReply): void {
+    if (reply.sent || reply.raw.headersSent) {
+      // A streamed response already started: the only safe thing left is to end it.
+      reply.raw.end();
+      return;
+    }
+    const status = ERROR_STATUS[error.code];
+    const body: Problem = {
+      type: 'about:blank',
+      title: STATUS_CODES[status] ?? 'Error',
+      status,
+      detail: error.detail,
+      code: error.code,
+      requestId: String(request.id),
+      ...(error.errors ? { errors: error.errors } : {}),
+    };
+    if (isRetryable(error.code)) {
+      void reply.header('retry-after', String(this.config.server.retryAfterS));
+    }
+    void reply.headers(error.headers).code(status).type(PROBLEM_CONTENT_TYPE).send(body);
+  }
+}

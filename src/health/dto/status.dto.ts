@@ -1,0 +1,63 @@
+import { ApiProperty } from '@nestjs/swagger';
+import { REDIS_MODES, type RedisMode } from '../../config/app-config';
+
+export class HealthDto {
+  @ApiProperty({ enum: ['ok', 'ready', 'not_ready'] })
+  status!: 'ok' | 'ready' | 'not_ready';
+}
+
+export class KeyspaceDbDto {
+  @ApiProperty() keys!: number;
+  @ApiProperty() expires!: number;
+  @ApiProperty() avgTtl!: number;
+}
+
+export class RedisInfoDto {
+  @ApiProperty({ type: String, nullable: true, example: '7.0.15' })
+  version!: string | null;
+
+  @ApiProperty({ enum: REDIS_MODES })
+  mode!: RedisMode;
+
+  @ApiProperty({ type: String, nullable: true, example: 'master' })
+  role!: string | null;
+
+  @ApiProperty({ type: Number, nullable: true })
+  usedMemoryBytes!: number | null;
+
+  @ApiProperty({ type: Number, nullable: true })
+  connectedClients!: number | null;
+
+  @ApiProperty({
+    type: 'object',
+    additionalProperties: { $ref: '#/components/schemas/KeyspaceDbDto' },
+    nullable: true,
+    example: { db0: { keys: 12, expires: 3, avgTtl: 0 } },
+  })
+  keyspace!: Record<string, KeyspaceDbDto> | null;
+}
+
+export class GatewayInfoDto {
+  @ApiProperty({ example: '0.1.0' })
+  version!: string;
+
+  @ApiProperty()
+  uptimeS!: number;
+
+  @ApiProperty()
+  sseSubscribers!: number;
+}
+
+export class StatusDto {
+  @ApiProperty({ enum: ['up', 'down'] })
+  status!: 'up' | 'down';
+
+  @ApiProperty({ type: Number, nullable: true, description: 'PING round trip' })
+  latencyMs!: number | null;
+
+  @ApiProperty({ type: RedisInfoDto })
+  redis!: RedisInfoDto;
+
+  @ApiProperty({ type: GatewayInfoDto })
+  gateway!: GatewayInfoDto;
+}

@@ -1,0 +1,54 @@
+import { Controller, Get, HttpCode, Res } from '@nestjs/common';
+import {
+  ApiOkResponse,
+  ApiOperation,
+  ApiServiceUnavailableResponse,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
+import { Public } from '../auth/public.decorator';
+import { RequireScopes } from '../auth/require-scopes.decorator';
+import { SCOPES } from '../auth/scopes';
+import { HealthDto, StatusDto } from './dto/status.dto';
+import { HealthService } from './health.service';
+
+@Controller()
+export class HealthController {
+  constructor(private readonly health: HealthService) {}
+
+  @Get('healthz')
+  @Public()
+  @ApiTags('operations')
+  @ApiOperation({ summary: 'Liveness: 200 while the process lives (no Redis call); no token' })
+  @ApiOkResponse({ type: HealthDto })
+  @HttpCode(200)
+  liveness(): HealthDto {
+    return { status: 'ok' };
+  }
+
+  @Get('readyz')
+  @Public()
+  @ApiTags('operations')
+  @ApiOperation({ summary: 'Readiness: 200 when Redis answers PING in time, else 503; no token' })
+  @ApiOkResponse({ type: HealthDto })
+  @ApiServiceUnavailableResponse({ type: HealthDto })
+  async readiness(@Res({ passthrough: true }) reply: FastifyReply): Promise<HealthDto> {
+    const ready = await this.health.isReady();
+    void reply.code(ready ? 200 : 503);
+    return { status: ready ? 'ready' : 'not_ready' };
+  }
+
+  @Get('redis/status')
+  @RequireScopes(SCOPES.read)
+  @ApiTags('status')
+  @ApiOperation({
+    summary: "Redis's and the gateway's state; 503 with the same body when Redis is down",
+  })
+  @ApiOkResponse({ type: StatusDto })
+  @ApiServiceUnavailableResponse({ type: StatusDto })
+  async status(@Res({ passthrough: true }) reply: FastifyReply): Promise<StatusDto> {
+    const report = await this.health.status();
+    void reply.code(report.status === 'up' ? 200 : 503);
+    return report;
+  }
+}

@@ -1,0 +1,168 @@
+import { ApiProperty, ApiPropertyOptional, IntersectionType } from '@nestjs/swagger';
+import {
+  IsArray,
+  IsBoolean,
+  IsInt,
+  IsNumber,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+} from 'class-validator';
+import { NotWith, QueryBool, QueryInt } from '../../common/validation';
+import { EncodingOption } from '../../common/value-codec';
+
+/** TTLs are whole seconds from 1 up to 2^31 - 1 (about 68 years). */
+export const MAX_TTL_SECONDS = 2147483647;
+
+const ttlDescription = 'Expiry in whole seconds (1 to 2147483647); omit for no expiry';
+
+export class SetOptions extends EncodingOption {
+  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TTL_SECONDS, description: ttlDescription })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TTL_SECONDS)
+  ttl?: number;
+
+  @ApiPropertyOptional({ description: 'Only set the key if it does not exist (409 otherwise)' })
+  @IsOptional()
+  @IsBoolean()
+  nx?: boolean;
+
+  @ApiPropertyOptional({ description: 'Only set the key if it already exists (409 otherwise)' })
+  @IsOptional()
+  @IsBoolean()
+  xx?: boolean;
+}
+
+export class CreateValueDto extends SetOptions {
+  @ApiProperty({
+    description: 'The key (without the gateway key prefix)',
+    example: 'cache:user:42',
+  })
+  @IsString()
+  key!: string;
+
+  @ApiProperty({ description: 'The value: text, or base64 with encoding=base64', example: 'hello' })
+  @IsString()
+  value!: string;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: MAX_TTL_SECONDS,
+    description: 'Same as `ttl` (from the original design); give one of the two',
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TTL_SECONDS)
+  expire?: number;
+}
+
+export class PutValueDto extends SetOptions {
+  @ApiProperty({ description: 'The value: text, or base64 with encoding=base64', example: 'hello' })
+  @IsString()
+  value!: string;
+
+  @ApiPropertyOptional({ description: "Keep the key's current expiry (not with `ttl`)" })
+  @IsOptional()
+  @IsBoolean()
+  keepTtl?: boolean;
+}
+
+/** Options of a raw `application/octet-stream` PUT, which travel in the query string. */
+export class RawPutQuery {
+  @ApiPropertyOptional({
+    minimum: 1,
+    maximum: MAX_TTL_SECONDS,
+    description: `${ttlDescription} (raw bodies only)`,
+  })
+  @QueryInt()
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TTL_SECONDS)
+  ttl?: number;
+
+  @ApiPropertyOptional({ type: Boolean, description: 'NX (raw bodies only)' })
+  @QueryBool()
+  @IsOptional()
+  @IsBoolean()
+  nx?: boolean;
+
+  @ApiPropertyOptional({ type: Boolean, description: 'XX (raw bodies only)' })
+  @QueryBool()
+  @IsOptional()
+  @IsBoolean()
+  xx?: boolean;
+
+  @ApiPropertyOptional({ type: Boolean, description: 'KEEPTTL (raw bodies only)' })
+  @QueryBool()
+  @IsOptional()
+  @IsBoolean()
+  keepTtl?: boolean;
+}
+
+export class GetValueQuery extends EncodingOption {}
+
+export class ListKeysQuery extends EncodingOption {
+  @ApiPropertyOptional({ description: 'Read this one key (same answer as GET /redis/kv/{key})' })
+  @IsOptional()
+  @IsString()
+  key?: string;
+
+  @ApiPropertyOptional({ description: 'List the keys that start with this text (literally)' })
+  @NotWith('key')
+  @IsOptional()
+  @IsString()
+  prefix?: string;
+
+  @ApiPropertyOptional({ description: 'Cursor from the previous page; "0" or absent to start' })
+  @NotWith('key')
+  @IsOptional()
+  @Matches(/^\d{1,20}$/, { message: 'cursor must be a cursor returned by a previous page' })
+  cursor?: string;
+
+  @ApiPropertyOptional({
+    minimum: 1,
+    default: 100,
+    description: 'Keys to aim for per page (a hint, as in SCAN)',
+  })
+  @QueryInt()
+  @NotWith('key')
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  count?: number;
+}
+
+export class KeysDto {
+  @ApiProperty({ type: [String], description: 'At most limits.maxBatchKeys keys' })
+  @IsArray()
+  @IsString({ each: true })
+  keys!: string[];
+}
+
+export class MgetDto extends IntersectionType(KeysDto, EncodingOption) {}
+
+export class TtlDto {
+  @ApiProperty({ minimum: 1, maximum: MAX_TTL_SECONDS, description: 'Expiry in whole seconds' })
+  @IsInt()
+  @Min(1)
+  @Max(MAX_TTL_SECONDS)
+  ttl!: number;
+}
+
+export class IncrDto {
+  @ApiPropertyOptional({
+    default: 1,
+    description: 'An integer (INCRBY, exact within ±2^53-1) or a decimal number (INCRBYFLOAT)',
+  })
+  @IsOptional()
+  @IsNumber({ allowNaN: false, allowInfinity: false })
+  @Min(-Number.MAX_SAFE_INTEGER)
+  @Max(Number.MAX_SAFE_INTEGER)
+  by?: number;
+}

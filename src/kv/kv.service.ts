@@ -1,0 +1,315 @@
+import { join } from 'node:path';
+import { Injectable } from '@nestjs/common';
+import type { Principal } from '../auth/principal';
+import { AppConfig } from '../config/app-config';
+import { ValueCodec, type Encoding } from '../common/value-codec';
+import { AppError } from '../errors/app-error';
+import { GatewayMetrics } from '../observability/gateway-metrics';
+import { Keyspace } from '../redis/keys';
+import { RedisManager, unwrapExec, type ScriptRunner } from '../redis/redis-manager';
+import type {
+  CreateValueDto,
+  IncrDto,
+  KeysDto,
+  ListKeysQuery,
+  MgetDto,
+  PutValueDto,
+  RawPutQuery,
+  SetOptions,
+} from './dto/kv-requests.dto';
+import type {
+  CounterDto,
+  DeletedDto,
+  KeyListDto,
+  KeyTtlDto,
+  ValueDto,
+  ValuesDto,
+} from './dto/kv-responses.dto';
+
+const DEFAULT_SCAN_COUNT = 100;
+/** SCAN calls one page may spend looking for matches before it hands back a cursor. */
+const MAX_SCAN_ROUNDS = 16;
+
+interface SetRequest {
+  bytes: Buffer;
+  ttl?: number;
+  nx?: boolean;
+  xx?: boolean;
+  keepTtl?: boolean;
+}
+
+const missing = (what: string) => AppError.notFound(what);
+
+/** SET's options: EX or KEEPTTL, then NX or XX; contradictions are a 400. */
+function setArguments(request: SetRequest): (string | number)[] {
+  if (request.nx && request.xx) {
+    throw AppError.validation([{ field: 'xx', message: 'nx and xx exclude each other' }]);
+  }
+  if (request.keepTtl && request.ttl !== undefined) {
+    throw AppError.validation([
+      { field: 'keepTtl', message: 'keepTtl and ttl exclude each other' },
+    ]);
+  }
+  const args: (string | number)[] = [];
+  if (request.ttl !== undefined) {
+    args.push('EX', request.ttl);
+  } else if (request.keepTtl) {
+    args.push('KEEPTTL');
+  }
+  if (request.nx) {
+    args.push('NX');
+  } else if (request.xx) {
+    args.push('XX');
+  }
+  return args;
+}
+
+/** The key-value API of API.md on strings: GET/SET with TTL, batches, SCAN, TTL and INCR. */
+@Injectable()
+export class KvService {
+  private readonly codec: ValueCodec;
+  private readonly incrChecked: ScriptRunner;
+
+  constructor(
+    private readonly redis: RedisManager,
+    private readonly keyspace: Keyspace,
+    private readonly metrics: GatewayMetrics,
+    private readonly config: AppConfig,
+  ) {
+    this.codec = new ValueCodec(config.limits.maxValueBytes);
+    this.incrChecked = redis.defineScript(join(__dirname, 'scripts', 'incr-checked-1.lua'));
+  }
+
+  async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<ValueDto> {
+    const { bytes, ttl } = await this.getBytes(principal, name);
+    return { key: name, value: this.codec.encode(bytes, encoding), ttl, encoding };
+  }
+
+  /** The stored bytes and TTL, read together in one transaction. */
+  async getBytes(principal: Principal, name: string): Promise<{ bytes: Buffer; ttl: number }> {
+    const key = this.keyspace.key(principal, name);
+    const [bytes, ttl] = await this.redis.exec(
+      'kv.get',
+      'read',
+      async (client) => unwrapExec(await client.multi().getBuffer(key).ttl(key).exec()),
+      ([value]) => value === null,
+    );
+    this.countLookup(bytes !== null ? 1 : 0, bytes === null ? 1 : 0);
+    if (bytes === null) {
+      throw missing('The key');
+    }
+    return { bytes: bytes as Buffer, ttl: ttl as number };
+  }
+
+  /** One page of keys under a prefix: SCAN with a literal MATCH, confined to the key prefix. */
+  async list(principal: Principal, query: ListKeysQuery): Promise<KeyListDto> {
+    const prefix = query.prefix ?? '';
+    const problem = this.keyspace.nameProblem(prefix, { allowEmpty: true });
+    if (problem) {
+      throw AppError.validation([{ field: 'prefix', message: `prefix ${problem}` }]);
+    }
+    const count = query.count ?? DEFAULT_SCAN_COUNT;
+    const { maxScanCount } = this.config.limits;
+    if (count > maxScanCount) {
+      throw AppError.validation([
+        { field: 'count', message: `count must not be greater than ${maxScanCount}` },
+      ]);
+    }
+    const match = this.keyspace.matchPattern(prefix);
+    return this.redis.exec('kv.scan', 'read', async (client) => {
+      const keys: string[] = [];
+      let cursor = query.cursor ?? '0';
+      let rounds = 0;
+      do {
+        const [next, batch] = await client.scan(cursor, 'MATCH', match, 'COUNT', count);
+        cursor = next;
+        for (const redisKey of batch) {
+          const name = this.keyspace.visibleName(principal, redisKey);
+          if (name !== null) {
+            keys.push(name);
+          }
+        }
+      } while (cursor !== '0' && keys.length < count && ++rounds < MAX_SCAN_ROUNDS);
+      return { keys, cursor };
+    });
+  }
+
+  create(principal: Principal, body: CreateValueDto): Promise<KeyTtlDto> {
+    if (body.ttl !== undefined && body.expire !== undefined && body.ttl !== body.expire) {
+      throw AppError.validation([
+        { field: 'expire', message: 'give either ttl or expire, not both' },
+      ]);
+    }
+    const key = this.keyspace.key(principal, body.key);
+    const bytes = this.codec.decode(body.value, body.encoding);
+    return this.set(body.key, key, {
+      ...this.conditions(body),
+      bytes,
+      ttl: body.ttl ?? body.expire,
+    });
+  }
+
+  /** PUT with a JSON body, or with raw octets whose options come in the query string. */
+  put(
+    principal: Principal,
+    name: string,
+    body: PutValueDto | Buffer,
+    query: RawPutQuery,
+  ): Promise<KeyTtlDto> {
+    const key = this.keyspace.key(principal, name);
+    if (Buffer.isBuffer(body)) {
+      this.codec.checkSize(body.length);
+      return this.set(name, key, {
+        ...this.conditions(query),
+        bytes: body,
+        ttl: query.ttl,
+        keepTtl: query.keepTtl,
+      });
+    }
+    const optionsInQuery = Object.values(query).some((value) => value !== undefined);
+    if (optionsInQuery) {
+      throw AppError.validation([
+        {
+          field: 'query',
+          message: 'options go in the JSON body; the query string carries them for raw bodies only',
+        },
+      ]);
+    }
+    const bytes = this.codec.decode(body.value, body.encoding);
+    return this.set(name, key, {
+      ...this.conditions(body),
+      bytes,
+      ttl: body.ttl,
+      keepTtl: body.keepTtl,
+    });
+  }
+
+  async delete(principal: Principal, name: string): Promise<void> {
+    const key = this.keyspace.key(principal, name);
+    const deleted = await this.redis.exec(
+      'kv.delete',
+      'write',
+      (client) => client.del(key),
+      (n) => n === 0,
+    );
+    if (deleted === 0) {
+      throw missing('The key');
+    }
+  }
+
+  /** The values of many keys; only the keys that exist appear in the answer. */
+  async mget(principal: Principal, body: MgetDto): Promise<ValuesDto> {
+    const keys = this.batchKeys(principal, body);
+    const values = await this.redis.exec('kv.mget', 'read', (client) => client.mgetBuffer(...keys));
+    const hits = body.keys.flatMap((name, index) => {
+      const bytes = values[index];
+      return bytes === null ? [] : [[name, this.codec.encode(bytes, body.encoding)] as const];
+    });
+    this.countLookup(hits.length, body.keys.length - hits.length);
+    return { values: Object.fromEntries(hits) };
+  }
+
+  async deleteMany(principal: Principal, body: KeysDto): Promise<DeletedDto> {
+    const keys = this.batchKeys(principal, body);
+    const deleted = await this.redis.exec('kv.delete_many', 'write', (client) =>
+      client.del(...keys),
+    );
+    return { deleted };
+  }
+
+  async getTtl(principal: Principal, name: string): Promise<KeyTtlDto> {
+    const key = this.keyspace.key(principal, name);
+    const ttl = await this.redis.exec(
+      'kv.ttl',
+      'read',
+      (client) => client.ttl(key),
+      (t) => t === -2,
+    );
+    if (ttl === -2) {
+      throw missing('The key');
+    }
+    return { key: name, ttl };
+  }
+
+  async setTtl(principal: Principal, name: string, ttl: number): Promise<KeyTtlDto> {
+    const key = this.keyspace.key(principal, name);
+    const applied = await this.redis.exec(
+      'kv.expire',
+      'write',
+      (client) => client.expire(key, ttl),
+      (n) => n === 0,
+    );
+    if (applied === 0) {
+      throw missing('The key');
+    }
+    return { key: name, ttl };
+  }
+
+  async persist(principal: Principal, name: string): Promise<KeyTtlDto> {
+    const key = this.keyspace.key(principal, name);
+    const [exists] = await this.redis.exec(
+      'kv.persist',
+      'write',
+      async (client) => unwrapExec(await client.multi().exists(key).persist(key).exec()),
+      ([n]) => n === 0,
+    );
+    if (exists === 0) {
+      throw missing('The key');
+    }
+    return { key: name, ttl: -1 };
+  }
+
+  async incr(principal: Principal, name: string, body: IncrDto): Promise<CounterDto> {
+    const key = this.keyspace.key(principal, name);
+    const by = body.by ?? 1;
+    const value = await this.redis.exec('kv.incr', 'write', () =>
+      this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float']),
+    );
+    return { key: name, value: Number(value) };
+  }
+
+  private async set(name: string, key: string, request: SetRequest): Promise<KeyTtlDto> {
+    const args = setArguments(request);
+    const [reply, ttl] = await this.redis.exec(
+      'kv.set',
+      'write',
+      async (client) =>
+        request.keepTtl
+          ? unwrapExec(
+              await client
+                .multi()
+                .call('SET', key, request.bytes, ...args)
+                .ttl(key)
+                .exec(),
+            )
+          : [await client.call('SET', key, request.bytes, ...args), request.ttl ?? -1],
+      ([result]) => result === null,
+    );
+    if (reply === null) {
+      throw new AppError(
+        'CONDITION_FAILED',
+        request.nx ? 'The key already exists (nx).' : 'The key does not exist (xx).',
+      );
+    }
+    return { key: name, ttl: ttl as number };
+  }
+
+  private conditions(options: Pick<SetOptions, 'nx' | 'xx'>): Pick<SetRequest, 'nx' | 'xx'> {
+    return { nx: options.nx, xx: options.xx };
+  }
+
+  private batchKeys(principal: Principal, body: KeysDto): string[] {
+    const { maxBatchKeys } = this.config.limits;
+    if (body.keys.length === 0 || body.keys.length > maxBatchKeys) {
+      throw AppError.validation([
+        { field: 'keys', message: `keys must hold 1 to ${maxBatchKeys} keys` },
+      ]);
+    }
+    return this.keyspace.keys(principal, body.keys);
+  }
+
+  private countLookup(hits: number, misses: number): void {
+    this.metrics.cacheHits.inc(hits);
+    this.metrics.cacheMisses.inc(misses);
+  }
+}

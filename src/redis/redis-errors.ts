@@ -1,0 +1,98 @@
+import { AppError } from '../errors/app-error';
+
+export type OperationKind = 'read' | 'write';
+
+/** Rejection of a command that was written to a connection that then closed. */
+export class ConnectionLostError extends Error {
+  constructor() {
+    super('Connection lost before the reply arrived');
+    this.name = 'ConnectionLostError';
+  }
+}
+
+/** Raised before anything is sent, while the command connection is not ready. */
+export function notReady(): AppError {
+  return new AppError('REDIS_UNAVAILABLE', 'Redis is not reachable right now; retry shortly.');
+}
+
+// Redis error replies start with an upper-case code; the detail we return never quotes them.
+const REPLY_RULES: [prefix: RegExp, make: () => AppError][] = [
+  [/^WRONGTYPE/, () => new AppError('WRONG_TYPE', 'The key holds a value of another type.')],
+  [
+    /^OOM/,
+    () => new AppError('REDIS_OOM', 'Redis is out of memory; reads and deletes still work.'),
+  ],
+  [/^READONLY/, () => new AppError('REDIS_READONLY', 'Redis is read-only right now (failover).')],
+  [/^(LOADING|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY |NOREPLICAS)/, notReady],
+  [/^(NOAUTH|WRONGPASS)/, notReady],
+  [
+    /^NOPERM/,
+    () =>
+      new AppError('REDIS_NO_PERMISSION', "The gateway's Redis user may not run this operation."),
+  ],
+  [
+    /^ERR (value is not an integer|value is not a valid float|hash value is not)/,
+    () => new AppError('NOT_A_NUMBER', 'The stored value is not a number.'),
+  ],
+  [
+    /^ERR (increment or decrement would overflow|increment would produce NaN or Infinity)/,
+    () => new AppError('OUT_OF_RANGE', 'The result would be out of range.'),
+  ],
+];
+
+const CONNECTION_MESSAGES = [
+  "Stream isn't writeable",
+  'Connection is closed',
+  'Reached the max retries per request limit',
+  'Failed to refresh slots cache',
+  'None of startup nodes is available',
+];
+
+function isConnectionError(error: Error): boolean {
+  if (error instanceof ConnectionLostError) {
+    return true;
+  }
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code && /^E(CONNRESET|CONNREFUSED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH)$/.test(code)) {
+    return true;
+  }
+  return CONNECTION_MESSAGES.some((message) => error.message.includes(message));
+}
+
+/**
+ * Maps what ioredis rejects with onto the API's error codes. A write that may have reached
+ * Redis before its connection failed or its timeout fired has an unknown outcome; a read in the
+ * same situation is simply unavailable and safe to retry.
+ */
+export function translateRedisError(error: unknown, kind: OperationKind): AppError {
+  if (error instanceof AppError) {
+    return error;
+  }
+  if (!(error instanceof Error)) {
+    return new AppError('INTERNAL', 'An internal error occurred.', { cause: error });
+  }
+  if (error.message === 'Command timed out') {
+    return kind === 'write'
+      ? new AppError(
+          'OUTCOME_UNKNOWN',
+          'Redis did not answer in time; the write may or may not have been applied.',
+        )
+      : new AppError('REDIS_TIMEOUT', 'Redis did not answer in time.');
+  }
+  if (isConnectionError(error)) {
+    return kind === 'write' && error instanceof ConnectionLostError
+      ? new AppError(
+          'OUTCOME_UNKNOWN',
+          'The connection to Redis broke; the write may or may not have been applied.',
+        )
+      : notReady();
+  }
+  // Errors raised inside a Lua script carry the original reply's code after "ERR Error ...".
+  const message = error.message.replace(/^ERR Error running script.*?: /, '');
+  for (const [prefix, make] of REPLY_RULES) {
+    if (prefix.test(message) || prefix.test(error.message)) {
+      return make();
+    }
+  }
+  return new AppError('INTERNAL', 'An internal error occurred.', { cause: error });
+}
