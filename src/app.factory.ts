@@ -2,7 +2,7 @@ import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
-import { AppModule } from './app.module';
+import { AppModule, type AppOptions } from './app.module';
 import type { AppConfig } from './config/app-config';
 import { createValidationPipe } from './common/validation';
 import { GatewayMetrics } from './observability/gateway-metrics';
@@ -19,7 +19,10 @@ function maxParamLength(config: AppConfig): number {
  * Builds the initialised application exactly as production runs it (main.ts, the dev launcher
  * and the tests all come through here), without listening.
  */
-export async function createApp(config: AppConfig): Promise<NestFastifyApplication> {
+export async function createApp(
+  config: AppConfig,
+  options: AppOptions = {},
+): Promise<NestFastifyApplication> {
   const { server } = config;
   const adapter = new FastifyAdapter({
     bodyLimit: server.bodyLimitBytes,
@@ -32,10 +35,14 @@ export async function createApp(config: AppConfig): Promise<NestFastifyApplicati
     onConstructorPoisoning: 'error',
     routerOptions: { maxParamLength: maxParamLength(config) },
   });
-  const app = await NestFactory.create<NestFastifyApplication>(AppModule.forRoot(config), adapter, {
-    bufferLogs: true,
-    abortOnError: false,
-  });
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot(config, options),
+    adapter,
+    {
+      bufferLogs: true,
+      abortOnError: false,
+    },
+  );
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(ROOT_LOGGER), app.get(GatewayMetrics));

@@ -6,15 +6,22 @@ import { ConfigModule } from './config/config.module';
 import { ProblemFilter } from './errors/problem.filter';
 import { HealthModule } from './health/health.module';
 import { KvModule } from './kv/kv.module';
-import { LoggingModule } from './observability/logging.module';
+import type { DestinationStream } from 'pino';
+import { LOG_DESTINATION, LoggingModule } from './observability/logging.module';
 import { MetricsModule } from './observability/metrics.module';
 import { RedisModule } from './redis/redis.module';
 
+export interface AppOptions {
+  /** Where the JSON log lines go (standard output by default). */
+  logDestination?: DestinationStream;
+}
+
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  static forRoot(config: AppConfig, options: AppOptions = {}): DynamicModule {
     return {
       module: AppModule,
+      global: true,
       imports: [
         ConfigModule.forRoot(config),
         LoggingModule,
@@ -24,7 +31,13 @@ export class AppModule {
         HealthModule,
         KvModule,
       ],
-      providers: [{ provide: APP_FILTER, useClass: ProblemFilter }],
+      providers: [
+        { provide: APP_FILTER, useClass: ProblemFilter },
+        ...(options.logDestination
+          ? [{ provide: LOG_DESTINATION, useValue: options.logDestination }]
+          : []),
+      ],
+      exports: options.logDestination ? [LOG_DESTINATION] : [],
     };
   }
 }

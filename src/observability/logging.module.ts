@@ -2,10 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Module, RequestMethod } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
-import pino, { type Logger } from 'pino';
+import pino, { type DestinationStream, type Logger } from 'pino';
 import { AppConfig } from '../config/app-config';
 
 export const ROOT_LOGGER = Symbol('ROOT_LOGGER');
+/** Where log lines go: standard output unless the application is given another stream. */
+export const LOG_DESTINATION = Symbol('LOG_DESTINATION');
 
 // Whatever reaches a log record, these never do (API.md, Logs).
 const REDACTED_PATHS = [
@@ -30,14 +32,17 @@ function serializeError(error: unknown): Record<string, unknown> {
   return { type: name, message, ...(code ? { code } : {}), stack };
 }
 
-export function createRootLogger(config: AppConfig): Logger {
-  return pino({
-    level: config.log.level,
-    timestamp: pino.stdTimeFunctions.isoTime,
-    formatters: { level: (label) => ({ level: label }) },
-    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    serializers: { err: serializeError },
-  });
+export function createRootLogger(config: AppConfig, destination?: DestinationStream): Logger {
+  return pino(
+    {
+      level: config.log.level,
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      serializers: { err: serializeError },
+    },
+    destination ?? pino.destination(1),
+  );
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -49,7 +54,13 @@ export function requestIdFor(request: IncomingMessage): string {
 }
 
 @Module({
-  providers: [{ provide: ROOT_LOGGER, inject: [AppConfig], useFactory: createRootLogger }],
+  providers: [
+    {
+      provide: ROOT_LOGGER,
+      inject: [AppConfig, { token: LOG_DESTINATION, optional: true }],
+      useFactory: createRootLogger,
+    },
+  ],
   exports: [ROOT_LOGGER],
 })
 class RootLoggerModule {}

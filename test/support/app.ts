@@ -19,6 +19,8 @@ export interface TestAppOptions {
   issuer?: LocalIssuer;
   /** Listen on a real loopback port (for HTTP clients other than inject). */
   listen?: boolean;
+  /** Keep the JSON log lines (at info level) in `logs` instead of discarding them. */
+  captureLogs?: boolean;
 }
 
 export interface CallOptions {
@@ -42,6 +44,8 @@ export class TestApp {
   /** Prepared real tokens: read-only, write-only and both scopes. */
   readonly tokens: { read: string; write: string; both: string; none: string };
   baseUrl = '';
+  /** The JSON log lines written so far (with `captureLogs`). */
+  logs: string[] = [];
   private readonly tokenCache = new Map<string, Promise<string>>();
 
   private constructor(
@@ -62,14 +66,17 @@ export class TestApp {
     const defaults = {
       redis: { url: redisUrl, keyPrefix: uniquePrefix() },
       auth: { issuer: issuer.url, audience: issuer.audience },
-      log: { level: 'silent' },
+      log: { level: options.captureLogs ? 'info' : 'silent' },
       server: { port: 0, host: '127.0.0.1' },
     };
     const config = loadConfig({
       env: {},
       overrides: merge(defaults, options.config ?? {}),
     });
-    const app = await createApp(config);
+    const logs: string[] = [];
+    const app = await createApp(config, {
+      logDestination: { write: (line: string) => void logs.push(line) },
+    });
     const [read, write, both, none] = await Promise.all([
       issuer.token({ scopes: [SCOPES.read] }),
       issuer.token({ scopes: [SCOPES.write] }),
@@ -84,6 +91,7 @@ export class TestApp {
       both,
       none,
     });
+    testApp.logs = logs;
     if (options.listen) {
       await app.listen({ port: 0, host: '127.0.0.1' });
       testApp.baseUrl = await app.getUrl();
