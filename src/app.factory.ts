@@ -1,10 +1,13 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, type AppOptions } from './app.module';
 import type { AppConfig } from './config/app-config';
-import { createValidationPipe } from './common/validation';
+import { AppValidationPipe } from './common/validation';
+import { AppError } from './errors/app-error';
+import { ProblemFilter } from './errors/problem.filter';
 import { GatewayMetrics } from './observability/gateway-metrics';
 import { installHttpObservability } from './observability/http-observability';
 import { ROOT_LOGGER, requestIdFor } from './observability/logging.module';
@@ -24,7 +27,15 @@ export async function createApp(
   options: AppOptions = {},
 ): Promise<NestFastifyApplication> {
   const { server } = config;
+  const problems = new ProblemFilter(config);
   const adapter = new FastifyAdapter({
+    // Errors Fastify answers before routing (a URL that is not valid percent-encoded UTF-8).
+    frameworkErrors: (_error: Error, request: FastifyRequest, reply: FastifyReply) =>
+      problems.send(
+        new AppError('BAD_REQUEST', 'The URL is malformed (invalid percent-encoding or UTF-8).'),
+        request,
+        reply,
+      ),
     bodyLimit: server.bodyLimitBytes,
     genReqId: requestIdFor,
     requestIdHeader: false,
@@ -41,18 +52,22 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
+      // Bodies are JSON (Fastify's own parser, with the proto-poisoning guards above) or, where
+      // a route says so, raw octets; forms and text/plain are refused with 415.
+      bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(ROOT_LOGGER), app.get(GatewayMetrics));
+  fastify.removeContentTypeParser('text/plain');
   fastify.addContentTypeParser(
     'application/octet-stream',
     { parseAs: 'buffer', bodyLimit: server.bodyLimitBytes },
     (_request, body, done) => done(null, body),
   );
   app.getHttpServer().headersTimeout = server.headersTimeoutMs;
-  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalPipes(new AppValidationPipe());
   serveOpenApi(app);
   await app.init();
   return app;

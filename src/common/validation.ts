@@ -1,4 +1,10 @@
-import { ValidationPipe, type ValidationError } from '@nestjs/common';
+import {
+  ValidationPipe,
+  type ArgumentMetadata,
+  type PipeTransform,
+  type Type,
+  type ValidationError,
+} from '@nestjs/common';
 import { Transform } from 'class-transformer';
 import { ValidateBy } from 'class-validator';
 import { AppError, type FieldError } from '../errors/app-error';
@@ -18,21 +24,78 @@ function fieldErrors(errors: ValidationError[], parent = ''): FieldError[] {
   });
 }
 
+/** No request body of this API nests deeper; class-transformer recurses and would overflow. */
+const MAX_BODY_DEPTH = 16;
+
+/** Whether a parsed JSON value nests deeper than `max` (iterative: no recursion to overflow). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (typeof node !== 'object' || node === null) {
+      continue;
+    }
+    if (depth > max) {
+      return true;
+    }
+    for (const child of Object.values(node)) {
+      stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
+const isDto = (metatype: ArgumentMetadata['metatype']): boolean =>
+  metatype !== undefined && ![Object, String, Number, Boolean, Array].includes(metatype as never);
+
 /**
  * The global validation pipe: unknown fields are errors, nothing is converted implicitly (a
  * string "1e3" is not a number), and failures become 400 VALIDATION_FAILED listing each field.
- * Messages name the field and the rule, never the value.
+ * Messages name the field and the rule, never the value. A body declared as a DTO must be a
+ * JSON object: raw octets there are a 415, an array or a bare value a 400.
  */
-export function createValidationPipe(): ValidationPipe {
-  return new ValidationPipe({
-    whitelist: true,
-    forbidNonWhitelisted: true,
-    forbidUnknownValues: true,
-    transform: true,
-    transformOptions: { enableImplicitConversion: false },
-    validationError: { target: false, value: false },
-    exceptionFactory: (errors) => AppError.validation(fieldErrors(errors)),
-  });
+export class AppValidationPipe extends ValidationPipe {
+  constructor() {
+    super({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      forbidUnknownValues: true,
+      transform: true,
+      transformOptions: { enableImplicitConversion: false },
+      validationError: { target: false, value: false },
+      exceptionFactory: (errors) => AppError.validation(fieldErrors(errors)),
+    });
+  }
+
+  override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    if (metadata.type === 'body' && isDto(metadata.metatype)) {
+      if (Buffer.isBuffer(value)) {
+        throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'This operation takes a JSON body.');
+      }
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+        throw AppError.validation([{ field: 'body', message: 'body must be a JSON object' }]);
+      }
+      if (nestsDeeperThan(value, MAX_BODY_DEPTH)) {
+        throw AppError.validation([
+          { field: 'body', message: `body must not nest deeper than ${MAX_BODY_DEPTH} levels` },
+        ]);
+      }
+    }
+    return super.transform(value, metadata) as Promise<unknown>;
+  }
+}
+
+/** A body of raw octets (passed through as a Buffer) or a JSON object validated as `dto`. */
+export class JsonOrOctetsPipe implements PipeTransform {
+  private readonly validation = new AppValidationPipe();
+
+  constructor(private readonly dto: Type<unknown>) {}
+
+  transform(value: unknown, metadata: ArgumentMetadata): unknown {
+    return Buffer.isBuffer(value)
+      ? value
+      : this.validation.transform(value, { ...metadata, metatype: this.dto });
+  }
 }
 
 /** A query-string integer: only plain decimal digits are converted ("1e3" and "0x10" stay text). */

@@ -30,6 +30,7 @@ import type { Principal } from '../auth/principal';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
 import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
+import { JsonOrOctetsPipe } from '../common/validation';
 import {
   CreateValueDto,
   GetValueQuery,
@@ -164,7 +165,7 @@ export class KvController {
   put(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
-    @Body() body: PutValueDto | Buffer,
+    @Body(new JsonOrOctetsPipe(PutValueDto)) body: PutValueDto | Buffer,
     @Query() query: RawPutQuery,
   ): Promise<KeyTtlDto> {
     return this.kv.put(principal, key, body, query);

@@ -9,6 +9,7 @@ import {
   Matches,
   Max,
   Min,
+  ValidateBy,
 } from 'class-validator';
 import { NotWith, QueryBool, QueryInt } from '../../common/validation';
 import { EncodingOption } from '../../common/value-codec';
@@ -162,7 +163,13 @@ export class IncrDto {
   })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
-  @Min(-Number.MAX_SAFE_INTEGER)
-  @Max(Number.MAX_SAFE_INTEGER)
+  @ValidateBy({
+    name: 'safeIncrement',
+    validator: {
+      validate: (by: unknown) =>
+        typeof by !== 'number' || !Number.isInteger(by) || Number.isSafeInteger(by),
+      defaultMessage: () => 'by must be an integer within +/-(2^53 - 1), or a decimal number',
+    },
+  })
   by?: number;
 }
