@@ -1,6 +1,6 @@
 import { SetMetadata, applyDecorators } from '@nestjs/common';
-import { ApiForbiddenResponse, ApiSecurity, ApiUnauthorizedResponse } from '@nestjs/swagger';
-import { ProblemDto } from '../errors/problem.dto';
+import { ApiSecurity } from '@nestjs/swagger';
+import { ApiProblem } from '../errors/api-problems.decorator';
 import type { Scope } from './scopes';
 
 export const REQUIRED_SCOPES = 'auth:scopes';
@@ -14,12 +14,9 @@ export const RequireScopes = (...scopes: Scope[]): MethodDecorator & ClassDecora
   applyDecorators(
     SetMetadata(REQUIRED_SCOPES, scopes),
     ApiSecurity(BEARER_SCHEME, scopes),
-    ApiUnauthorizedResponse({
-      type: ProblemDto,
-      description: 'No token, or an invalid one (`INVALID_TOKEN`)',
-    }),
-    ApiForbiddenResponse({
-      type: ProblemDto,
-      description: `Missing scope ${scopes.join(', ')} (\`INSUFFICIENT_SCOPE\`) or a name outside the token's key patterns (\`KEY_FORBIDDEN\`)`,
-    }),
+    ApiProblem(401, 'No token, or an invalid one (`INVALID_TOKEN`), with WWW-Authenticate'),
+    ApiProblem(
+      403,
+      `Missing scope ${scopes.join(', ')} (\`INSUFFICIENT_SCOPE\`) or a name outside the token's key patterns (\`KEY_FORBIDDEN\`)`,
+    ),
   );

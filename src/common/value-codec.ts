@@ -9,7 +9,6 @@ export type Encoding = (typeof ENCODINGS)[number];
 export class EncodingOption {
   @ApiPropertyOptional({
     enum: ENCODINGS,
-    default: 'utf8',
     description: '`base64` carries arbitrary bytes; `utf8` (default) carries text',
   })
   @IsOptional()

@@ -1,5 +1,5 @@
 import { applyDecorators } from '@nestjs/common';
-import { ApiResponse } from '@nestjs/swagger';
+import { ApiExtraModels, ApiResponse, getSchemaPath } from '@nestjs/swagger';
 import { ProblemDto } from './problem.dto';
 
 type ProblemStatus = 400 | 404 | 406 | 409 | 413 | 415 | 429 | 503 | 504 | 507;
@@ -17,6 +17,17 @@ const DEFAULTS: Record<ProblemStatus, string> = {
   507: 'Redis is out of memory (`REDIS_OOM`)',
 };
 
+/** One problem+json response in OpenAPI. */
+export const ApiProblem = (status: number, description: string): MethodDecorator & ClassDecorator =>
+  applyDecorators(
+    ApiExtraModels(ProblemDto),
+    ApiResponse({
+      status,
+      description,
+      content: { 'application/problem+json': { schema: { $ref: getSchemaPath(ProblemDto) } } },
+    }),
+  );
+
 /** Documents problem+json error responses; a description overrides the default text. */
 export const ApiProblems = (
   ...entries: (ProblemStatus | [ProblemStatus, string])[]
@@ -24,14 +35,7 @@ export const ApiProblems = (
   applyDecorators(
     ...entries.map((entry) => {
       const [status, description] = Array.isArray(entry) ? entry : [entry, DEFAULTS[entry]];
-      return ApiResponse({
-        status,
-        description,
-        type: ProblemDto,
-        content: {
-          'application/problem+json': { schema: { $ref: '#/components/schemas/ProblemDto' } },
-        },
-      });
+      return ApiProblem(status, description);
     }),
   );
 

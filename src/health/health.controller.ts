@@ -1,5 +1,6 @@
 import { Controller, Get, HttpCode, Res } from '@nestjs/common';
 import {
+  ApiExtraModels,
   ApiOkResponse,
   ApiOperation,
   ApiServiceUnavailableResponse,
@@ -9,9 +10,10 @@ import type { FastifyReply } from 'fastify';
 import { Public } from '../auth/public.decorator';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
-import { HealthDto, StatusDto } from './dto/status.dto';
+import { HealthDto, KeyspaceDbDto, StatusDto } from './dto/status.dto';
 import { HealthService } from './health.service';
 
+@ApiExtraModels(KeyspaceDbDto)
 @Controller()
 export class HealthController {
   constructor(private readonly health: HealthService) {}

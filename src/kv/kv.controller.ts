@@ -12,8 +12,6 @@ import {
   Res,
 } from '@nestjs/common';
 import {
-  ApiBody,
-  ApiConsumes,
   ApiCreatedResponse,
   ApiExtraModels,
   ApiNoContentResponse,
@@ -154,10 +152,13 @@ export class KvController {
   @keyParam
   @ApiOperation({
     summary: 'Set a key from a JSON body, or from raw octets (options in the query)',
-  })
-  @ApiConsumes('application/json', OCTETS)
-  @ApiBody({
-    schema: { oneOf: [{ $ref: getSchemaPath(PutValueDto) }, { type: 'string', format: 'binary' }] },
+    requestBody: {
+      required: true,
+      content: {
+        'application/json': { schema: { $ref: getSchemaPath(PutValueDto) } },
+        [OCTETS]: { schema: { type: 'string', format: 'binary' } },
+      },
+    },
   })
   @ApiOkResponse({ type: KeyTtlDto })
   @ApiWriteProblems()

@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty, getSchemaPath } from '@nestjs/swagger';
 import { REDIS_MODES, type RedisMode } from '../../config/app-config';
 
 export class HealthDto {
@@ -30,7 +30,7 @@ export class RedisInfoDto {
 
   @ApiProperty({
     type: 'object',
-    additionalProperties: { $ref: '#/components/schemas/KeyspaceDbDto' },
+    additionalProperties: { $ref: getSchemaPath(KeyspaceDbDto) },
     nullable: true,
     example: { db0: { keys: 12, expires: 3, avgTtl: 0 } },
   })

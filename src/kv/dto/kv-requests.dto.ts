@@ -128,8 +128,7 @@ export class ListKeysQuery extends EncodingOption {
 
   @ApiPropertyOptional({
     minimum: 1,
-    default: 100,
-    description: 'Keys to aim for per page (a hint, as in SCAN)',
+    description: 'Keys to aim for per page, 100 by default (a hint, as in SCAN)',
   })
   @QueryInt()
   @NotWith('key')
@@ -158,8 +157,8 @@ export class TtlDto {
 
 export class IncrDto {
   @ApiPropertyOptional({
-    default: 1,
-    description: 'An integer (INCRBY, exact within ±2^53-1) or a decimal number (INCRBYFLOAT)',
+    description:
+      'An integer (INCRBY, exact within ±2^53-1) or a decimal number (INCRBYFLOAT); 1 by default',
   })
   @IsOptional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
