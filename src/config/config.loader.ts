@@ -236,8 +236,10 @@ export function loadConfig({
       }),
     ),
   );
-  if (problems.length === 0) {
+  try {
     crossChecks(config, problems);
+  } catch {
+    // A setting of the wrong type, already reported above, can trip a check of its relations.
   }
   if (problems.length > 0) {
     throw new ConfigError(problems);
