@@ -30,6 +30,33 @@ export function decodeHeader(token: string): JoseHeader | null {
   }
 }
 
+/**
+ * RFC 8725 §3.1: a key is used with one algorithm. When its JWK names one (`alg`), a token
+ * signed under another is refused, even if the key type could verify it (RS256 vs PS256).
+ */
+function keyAllows(key: { alg?: unknown }, alg: unknown): boolean {
+  return key.alg === undefined || key.alg === alg;
+}
+
+/** At most `perMinute` JWKS fetches in any 60 s; past that, refused at once, never queued. */
+class FetchBudget {
+  private readonly takenAt: number[] = [];
+
+  constructor(private readonly perMinute: number) {}
+
+  take(): boolean {
+    const now = Date.now();
+    while (this.takenAt.length > 0 && now - this.takenAt[0] >= 60_000) {
+      this.takenAt.shift();
+    }
+    if (this.takenAt.length >= this.perMinute) {
+      return false;
+    }
+    this.takenAt.push(now);
+    return true;
+  }
+}
+
 /** GET a JWKS with a deadline, no redirects and a size bound (RELIABILITY.md A-7, Z-10). */
 async function fetchJwks(uri: string, timeoutMs: number): Promise<{ keys: unknown[] }> {
   const response = await fetch(uri, {
@@ -109,7 +136,7 @@ export class JwksKeyResolver implements OnModuleInit {
     }
     this.client
       .getSigningKey(header.kid as string | undefined)
-      .then((key) => done(null, key.getPublicKey()))
+      .then((key) => done(null, keyAllows(key, header.alg) ? key.getPublicKey() : undefined))
       .catch(() => done(null, undefined));
   };
 
@@ -129,13 +156,17 @@ export class JwksKeyResolver implements OnModuleInit {
   private async discover(): Promise<JwksClient> {
     const { auth } = this.config;
     const jwksUri = auth.jwksUri || (await this.discoverJwksUri());
+    const budget = new FetchBudget(auth.jwksRequestsPerMinute);
     return new JwksClient({
       jwksUri,
       cache: true,
       cacheMaxAge: auth.jwksCacheMaxAgeMs,
-      rateLimit: true,
-      jwksRequestsPerMinute: auth.jwksRequestsPerMinute,
-      fetcher: (uri: string) => fetchJwks(uri, auth.jwksTimeoutMs),
+      // Rate-limited here, not with jwks-rsa's `rateLimit`: its limiter parks concurrent
+      // callers on timers for minutes once its bucket is empty, where a refusal must be quick.
+      fetcher: (uri: string) =>
+        budget.take()
+          ? fetchJwks(uri, auth.jwksTimeoutMs)
+          : Promise.reject(new Error('JWKS refetch budget spent')),
     });
   }
 

@@ -90,9 +90,8 @@ describe('OpenAPI document', () => {
     expect(get?.security).toEqual([{ bearer: ['redis:read'] }]);
     expect(document.paths['/redis/kv/{key}'].put?.security).toEqual([{ bearer: ['redis:write'] }]);
     for (const status of ['401', '403', '404', '503', '504']) {
-      expect(Object.keys(get?.responses[status]?.content ?? {})).toEqual([
-        'application/problem+json',
-      ]);
+      const response = get?.responses[status] as { content?: Record<string, unknown> } | undefined;
+      expect(Object.keys(response?.content ?? {})).toEqual(['application/problem+json']);
     }
     expect(document.paths['/healthz'].get?.security).toBeUndefined();
   });
