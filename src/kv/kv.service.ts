@@ -69,6 +69,7 @@ function setArguments(request: SetRequest): (string | number)[] {
 export class KvService {
   private readonly codec: ValueCodec;
   private readonly incrChecked: ScriptRunner;
+  private readonly getWithTtl: ScriptRunner;
 
   constructor(
     private readonly redis: RedisManager,
@@ -78,6 +79,9 @@ export class KvService {
   ) {
     this.codec = new ValueCodec(config.limits.maxValueBytes);
     this.incrChecked = redis.defineScript(join(__dirname, 'scripts', 'incr-checked-1.lua'));
+    this.getWithTtl = redis.defineScript(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
+      buffers: true,
+    });
   }
 
   async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<ValueDto> {
@@ -85,20 +89,20 @@ export class KvService {
     return { key: name, value: this.codec.encode(bytes, encoding), ttl, encoding };
   }
 
-  /** The stored bytes and TTL, read together in one transaction. */
+  /** The stored bytes and TTL, read together atomically (a read-only script, see its header). */
   async getBytes(principal: Principal, name: string): Promise<{ bytes: Buffer; ttl: number }> {
     const key = this.keyspace.key(principal, name);
     const [bytes, ttl] = await this.redis.exec(
       'kv.get',
       'read',
-      async (client) => unwrapExec(await client.multi().getBuffer(key).ttl(key).exec()),
+      (client) => this.getWithTtl([key], [], client) as Promise<[Buffer | null, number]>,
       ([value]) => value === null,
     );
     this.countLookup(bytes !== null ? 1 : 0, bytes === null ? 1 : 0);
     if (bytes === null) {
       throw missing('The key');
     }
-    return { bytes: bytes as Buffer, ttl: ttl as number };
+    return { bytes, ttl };
   }
 
   /** One page of keys under a prefix: SCAN with a literal MATCH, confined to the key prefix. */

@@ -10,6 +10,18 @@ export class ConnectionLostError extends Error {
   }
 }
 
+/**
+ * An operation that did not settle within redis.commandTimeoutMs as a whole: its commands may
+ * still be queued in the client (auto-pipelining sends a batch only after the previous one
+ * settled), so some may reach Redis after the caller was answered.
+ */
+export class OperationTimeoutError extends Error {
+  constructor() {
+    super('Operation timed out');
+    this.name = 'OperationTimeoutError';
+  }
+}
+
 /** Raised before anything is sent, while the command connection is not ready. */
 export function notReady(): AppError {
   return new AppError('REDIS_UNAVAILABLE', 'Redis is not reachable right now; retry shortly.');
@@ -48,6 +60,26 @@ const CONNECTION_MESSAGES = [
   'None of startup nodes is available',
 ];
 
+/**
+ * ioredis rejects the commands in flight on a connection that closes with this error (with
+ * maxRetriesPerRequest 0 it flushes its command queue on every close, before any resend logic):
+ * they were written to the socket, so Redis may have executed them.
+ */
+const IN_FLIGHT_WHEN_CLOSED = 'Reached the max retries per request limit';
+
+function wasInFlight(error: Error): boolean {
+  return error instanceof ConnectionLostError || error.message.includes(IN_FLIGHT_WHEN_CLOSED);
+}
+
+/** The error behind EXECABORT: the first command MULTI refused to queue (ioredis collects them). */
+function causeOfExecAbort(error: Error): Error | undefined {
+  if (!error.message.startsWith('EXECABORT')) {
+    return undefined;
+  }
+  const previous = (error as Error & { previousErrors?: unknown[] }).previousErrors;
+  return previous?.find((item): item is Error => item instanceof Error);
+}
+
 function isConnectionError(error: Error): boolean {
   if (error instanceof ConnectionLostError) {
     return true;
@@ -71,7 +103,11 @@ export function translateRedisError(error: unknown, kind: OperationKind): AppErr
   if (!(error instanceof Error)) {
     return new AppError('INTERNAL', 'An internal error occurred.', { cause: error });
   }
-  if (error.message === 'Command timed out') {
+  const aborted = causeOfExecAbort(error);
+  if (aborted) {
+    return translateRedisError(aborted, kind);
+  }
+  if (error instanceof OperationTimeoutError || error.message === 'Command timed out') {
     return kind === 'write'
       ? new AppError(
           'OUTCOME_UNKNOWN',
@@ -80,7 +116,7 @@ export function translateRedisError(error: unknown, kind: OperationKind): AppErr
       : new AppError('REDIS_TIMEOUT', 'Redis did not answer in time.');
   }
   if (isConnectionError(error)) {
-    return kind === 'write' && error instanceof ConnectionLostError
+    return kind === 'write' && wasInFlight(error)
       ? new AppError(
           'OUTCOME_UNKNOWN',
           'The connection to Redis broke; the write may or may not have been applied.',

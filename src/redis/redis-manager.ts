@@ -1,4 +1,5 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import { isIP } from 'node:net';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
@@ -7,6 +8,7 @@ import { AppConfig, type RedisConfig, type RedisMode } from '../config/app-confi
 import { GatewayMetrics, type ConnectionRole } from '../observability/gateway-metrics';
 import {
   ConnectionLostError,
+  OperationTimeoutError,
   notReady,
   translateRedisError,
   type OperationKind,
@@ -14,8 +16,18 @@ import {
 
 export type RedisClient = Redis | Cluster;
 export type ScriptArg = string | number | Buffer;
-/** A Lua script loaded with defineCommand: runs by SHA, falls back to EVAL once. */
-export type ScriptRunner = (keys: string[], args: ScriptArg[]) => Promise<unknown>;
+/**
+ * A Lua script loaded with defineCommand: runs by SHA, falls back to EVAL once; on the given
+ * command connection (the one exec hands out), else on the write connection.
+ */
+export type ScriptRunner = (
+  keys: string[],
+  args: ScriptArg[],
+  client?: RedisClient,
+) => Promise<unknown>;
+
+/** At most one READONLY-driven reconnect per connection in this interval. */
+const READONLY_RECONNECT_INTERVAL_MS = 2000;
 
 interface HostPort {
   host: string;
@@ -37,6 +49,31 @@ function urlCredential(url: string, part: 'username' | 'password'): string {
 /** Exponential backoff capped low with jitter, so recovery is quick and reconnects spread. */
 export function reconnectDelay(attempt: number, capMs: number): number {
   return Math.min(50 * 2 ** Math.min(attempt - 1, 16), capMs) + Math.floor(Math.random() * 100);
+}
+
+/**
+ * READONLY means the server behind the connection has become a replica. Reconnecting helps only
+ * where it can reach another server: Sentinel names the current master, a host name may resolve
+ * to the new primary after a failover, a cluster refreshes its slots. Against an IP address it
+ * reaches the same replica again and only drops the commands in flight, so it is not done there;
+ * elsewhere at most once per interval, never once per refused write (a reconnect storm).
+ */
+function readOnlyReconnect(
+  redis: RedisConfig,
+  host: string | undefined,
+): RedisOptions['reconnectOnError'] {
+  if (redis.mode === 'standalone' && isIP(host ?? '') !== 0) {
+    return null;
+  }
+  let last = -Infinity;
+  return (error) => {
+    const now = performance.now();
+    if (!error.message.startsWith('READONLY') || now - last < READONLY_RECONNECT_INTERVAL_MS) {
+      return false;
+    }
+    last = now;
+    return 1;
+  };
 }
 
 /** Warnings about a flapping connection, at most one per interval. */
@@ -64,12 +101,19 @@ class ThrottledWarning {
 @Injectable()
 export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   readonly mode: RedisMode;
-  /** The shared, auto-pipelined command connection. */
+  /** The shared, auto-pipelined command connection for writes. */
   readonly command: RedisClient;
+  /**
+   * A second command connection, for reads. Redis runs one connection's commands strictly in
+   * order, so a write it holds back (CLIENT PAUSE WRITE during a failover, a write stalled on a
+   * reconnecting replica) would stall every read queued behind it on a shared connection
+   * (RELIABILITY.md R-5, R-14).
+   */
+  readonly reads: RedisClient;
 
   private readonly logger = new Logger(RedisManager.name);
   private readonly warning = new ThrottledWarning(this.logger);
-  private readonly clients = new Map<ConnectionRole, RedisClient>();
+  private readonly clients: { role: ConnectionRole; client: RedisClient }[] = [];
   private password: string;
 
   constructor(
@@ -81,7 +125,8 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     this.password = redis.passwordFile
       ? this.readPasswordFile()
       : redis.password || urlCredential(redis.url, 'password');
-    this.command = this.createClient('command');
+    this.command = this.createClient('command', 'command');
+    this.reads = this.createClient('command', 'reads');
     if (redis.passwordFile) {
       watchFile(redis.passwordFile, { interval: 1000 }, () => this.reloadPassword());
     }
@@ -92,19 +137,20 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
    * down, and becomes ready by itself when Redis answers (RELIABILITY.md R-17).
    */
   onModuleInit(): void {
-    for (const client of this.clients.values()) {
+    for (const { client } of this.clients) {
       client.connect().catch(() => undefined);
     }
   }
 
-  /** Whether the command connection can take a command now. */
+  /** Whether both command connections (reads and writes) can take a command now. */
   isReady(): boolean {
-    return this.command.status === 'ready';
+    return this.command.status === 'ready' && this.reads.status === 'ready';
   }
 
   /**
-   * Runs one operation on the command connection: fails at once (503) when the connection is
-   * not ready, records `redis_gateway_operations_*`, and turns every rejection into an AppError.
+   * Runs one operation on the command connection of its kind (reads or writes): fails at once
+   * (503) when that connection is not ready, fails after redis.commandTimeoutMs at the latest
+   * (504), records `redis_gateway_operations_*`, and turns every rejection into an AppError.
    */
   async exec<T>(
     operation: string,
@@ -114,12 +160,13 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   ): Promise<T> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
-    if (!this.isReady()) {
+    const client = kind === 'read' ? this.reads : this.command;
+    if (client.status !== 'ready') {
       this.metrics.recordOperation(operation, 'error', seconds());
       throw notReady();
     }
     try {
-      const result = await run(this.command);
+      const result = await this.withinDeadline(run(client));
       this.metrics.recordOperation(operation, isMiss?.(result) ? 'miss' : 'ok', seconds());
       return result;
     } catch (error) {
@@ -132,29 +179,62 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
-  /** Loads a Lua script file named `<name>-<numberOfKeys>.lua` onto the command connection. */
-  defineScript(file: string): ScriptRunner {
+  /**
+   * ioredis arms commandTimeout only when a command is written, and auto-pipelining holds a
+   * batch back until the previous batch has settled: behind a stalled batch a command waits up
+   * to one timeout unsent, then another one sent. An operation of several round trips (SCAN
+   * pages, a script's NOSCRIPT fallback) adds up its commands' timeouts. The request budget is
+   * the whole operation's, so it gets one deadline of its own.
+   */
+  private withinDeadline<T>(operation: Promise<T>): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new OperationTimeoutError()),
+        this.config.redis.commandTimeoutMs,
+      );
+    });
+    // A late rejection of the abandoned operation must not become an unhandled rejection.
+    operation.catch(() => undefined);
+    return Promise.race([operation, deadline]).finally(() => clearTimeout(timer));
+  }
+
+  /**
+   * Loads a Lua script file named `<name>-<numberOfKeys>.lua` onto both command connections;
+   * with `buffers`, bulk replies come back as Buffers (binary-safe values).
+   */
+  defineScript(file: string, { buffers = false } = {}): ScriptRunner {
     const match = /^(.+)-(\d+)\.lua$/.exec(basename(file));
     if (!match) {
       throw new Error(`Lua script file name must be <name>-<numberOfKeys>.lua: ${file}`);
     }
     const name = match[1].replace(/-(\w)/g, (_, char: string) => char.toUpperCase());
     const numberOfKeys = Number(match[2]);
-    this.command.defineCommand(name, { numberOfKeys, lua: readFileSync(file, 'utf8') });
-    const client = this.command as unknown as Record<
-      string,
-      (...args: ScriptArg[]) => Promise<unknown>
-    >;
-    return (keys, args) => {
+    const lua = readFileSync(file, 'utf8');
+    for (const client of [this.command, this.reads]) {
+      client.defineCommand(name, { numberOfKeys, lua });
+    }
+    const method = buffers ? `${name}Buffer` : name;
+    return (keys, args, client = this.command) => {
       if (keys.length !== numberOfKeys) {
         throw new Error(`${name} takes ${numberOfKeys} keys`);
       }
-      return client[name](...keys, ...args);
+      const script = client as unknown as Record<
+        string,
+        (...args: ScriptArg[]) => Promise<unknown>
+      >;
+      return script[method](...keys, ...args);
     };
   }
 
-  /** Round-trip time of a PING in milliseconds; rejects like any operation. */
+  /**
+   * Round-trip time of a PING (on the reads connection) in milliseconds; rejects like any
+   * operation, and with 503 while the writes connection is not ready either.
+   */
   async ping(): Promise<number> {
+    if (this.command.status !== 'ready') {
+      throw notReady();
+    }
     const started = performance.now();
     await this.exec('ping', 'read', (client) => client.ping());
     return performance.now() - started;
@@ -184,7 +264,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       unwatchFile(this.config.redis.passwordFile);
     }
     await Promise.all(
-      [...this.clients.values()].map(async (client) => {
+      this.clients.map(async ({ client }) => {
         if (client.status === 'wait' || client.status === 'end') {
           client.disconnect();
           return;
@@ -199,9 +279,9 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     );
   }
 
-  private createClient(role: ConnectionRole): RedisClient {
+  private createClient(role: ConnectionRole, name: string): RedisClient {
     const redis = this.config.redis;
-    const options = this.clientOptions(role);
+    const options = this.clientOptions(role, name);
     const client =
       redis.mode === 'cluster'
         ? new Cluster(this.clusterNodes(), {
@@ -213,18 +293,19 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
             lazyConnect: true,
           } satisfies ClusterOptions)
         : new Redis(options);
-    this.clients.set(role, client);
-    this.watch(role, client);
+    this.clients.push({ role, client });
+    this.watch(role, name, client);
     return client;
   }
 
-  private clientOptions(role: ConnectionRole): RedisOptions {
+  private clientOptions(role: ConnectionRole, name: string): RedisOptions {
     const redis = this.config.redis;
+    const endpoint = this.endpoint(redis);
     const options: RedisOptions = {
-      ...this.endpoint(redis),
+      ...endpoint,
       username: redis.username || urlCredential(redis.url, 'username') || undefined,
       password: this.password || undefined,
-      connectionName: `redis-gateway:${role}`,
+      connectionName: `redis-gateway:${name}`,
       lazyConnect: true,
       protocol: 2,
       // Fail fast, never hang, never write twice (ARCHITECTURE.md, RELIABILITY.md §1.2).
@@ -234,10 +315,13 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       commandTimeout: role === 'command' ? redis.commandTimeoutMs : undefined,
       socketTimeout: role === 'command' ? redis.socketTimeoutMs : undefined,
       connectTimeout: redis.connectTimeoutMs,
+      // While Redis loads its dataset ioredis re-checks readiness after Redis's loading ETA,
+      // which early in the load can be many seconds too long: look at least twice a second.
+      maxLoadingRetryTime: 500,
       keepAlive: redis.keepAliveMs,
       maxRetriesPerRequest: 0,
       retryStrategy: (attempt) => reconnectDelay(attempt, redis.retryMaxDelayMs),
-      reconnectOnError: (error) => (error.message.startsWith('READONLY') ? 1 : false),
+      reconnectOnError: readOnlyReconnect(redis, endpoint.host),
     };
     if (redis.mode === 'sentinel') {
       options.sentinels = redis.sentinels.map(hostPort);
@@ -276,24 +360,29 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     return [{ host: parsed.hostname, port: Number(parsed.port || 6379) }];
   }
 
-  private watch(role: ConnectionRole, client: RedisClient): void {
+  private watch(role: ConnectionRole, name: string, client: RedisClient): void {
     const { metrics } = this;
-    client.on('ready', () => {
-      this.logger.log({ role }, 'Redis connection ready');
-      metrics.connections.set({ role }, 1);
+    const count = () => {
+      const ready = this.clients.filter((c) => c.role === role && c.client.status === 'ready');
+      metrics.connections.set({ role }, ready.length);
       if (role === 'command') {
-        metrics.redisUp.set(1);
+        metrics.redisUp.set(this.isReady() ? 1 : 0);
       }
+    };
+    client.on('ready', () => {
+      this.logger.log({ role, connection: name }, 'Redis connection ready');
+      count();
     });
     client.on('close', () => {
-      metrics.connections.set({ role }, 0);
-      if (role === 'command') {
-        metrics.redisUp.set(0);
-      }
+      count();
       this.rejectUnfulfilled(client);
     });
     client.on('error', (error: Error) => {
-      this.warning.warn('Redis connection error', { role, err: { message: error.message } });
+      this.warning.warn('Redis connection error', {
+        role,
+        connection: name,
+        err: { message: error.message },
+      });
     });
   }
 
@@ -329,7 +418,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       this.logger.warn('Redis password file unreadable; keeping the previous password');
       return;
     }
-    for (const client of this.clients.values()) {
+    for (const { client } of this.clients) {
       if (client instanceof Cluster) {
         client.options.redisOptions = { ...client.options.redisOptions, password: this.password };
       } else {

@@ -76,7 +76,8 @@ describe('health, status and metrics', () => {
     ).toBeGreaterThanOrEqual(2);
     expect(metricValue(text, 'redis_gateway_cache_misses_total')).toBeGreaterThanOrEqual(2);
     expect(metricValue(text, 'redis_gateway_redis_up')).toBe(1);
-    expect(metricValue(text, 'redis_gateway_redis_connections', { role: 'command' })).toBe(1);
+    // Two command connections: one for writes, one for reads (RedisManager).
+    expect(metricValue(text, 'redis_gateway_redis_connections', { role: 'command' })).toBe(2);
     expect(text).toContain('# TYPE redis_gateway_sse_clients gauge');
     expect(
       metricValue(text, 'redis_gateway_auth_failures_total', { reason: 'missing' }),

@@ -84,7 +84,8 @@ describe('the service process (dist/main.js)', () => {
       String(await control.call('CLIENT', 'LIST'))
         .split('\n')
         .filter((line) => line.includes('name=redis-gateway')).length;
-    expect(await gatewayClients()).toBe(1);
+    // The command connections: one for writes, one for reads.
+    expect(await gatewayClients()).toBe(2);
 
     // Redis stalls for 600 ms, so this request is in flight when the signal arrives.
     const stall = redis.client();

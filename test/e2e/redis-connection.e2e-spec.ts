@@ -65,6 +65,7 @@ describe('connecting to Redis', () => {
         issuer,
         redisUrl: server.url,
         captureLogs: true,
+        ready: false,
         config: { redis: { username: 'svc', password: 'wrong-password-value' } },
       });
       try {
@@ -209,7 +210,11 @@ describe('connecting to Redis', () => {
     });
 
     it('refuses a server its trust does not cover (503, not ready)', async () => {
-      const t = await TestApp.create({ issuer, redisUrl: `rediss://127.0.0.1:${tlsPort}` });
+      const t = await TestApp.create({
+        issuer,
+        redisUrl: `rediss://127.0.0.1:${tlsPort}`,
+        ready: false,
+      });
       try {
         expect(await roundTrip(t, 'untrusted')).toBe(503);
         expect((await t.call('GET', '/readyz')).statusCode).toBe(503);

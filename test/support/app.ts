@@ -7,6 +7,7 @@ import type { AppConfig } from '../../src/config/app-config';
 import { loadConfig, merge, type DeepPartial } from '../../src/config/config.loader';
 import { LocalIssuer, type TokenRequest } from '../../src/dev/local-issuer';
 import { SCOPES } from '../../src/auth/scopes';
+import { eventually } from './ports';
 
 export type Response = LightMyRequestResponse;
 
@@ -21,6 +22,11 @@ export interface TestAppOptions {
   listen?: boolean;
   /** Keep the JSON log lines (at info level) in `logs` instead of discarding them. */
   captureLogs?: boolean;
+  /**
+   * Wait until /readyz answers 200 before handing the app out (the default): the Redis
+   * connections are made in the background. False for tests that start with Redis unreachable.
+   */
+  ready?: boolean;
 }
 
 export interface CallOptions {
@@ -92,6 +98,14 @@ export class TestApp {
       none,
     });
     testApp.logs = logs;
+    if (options.ready ?? true) {
+      await eventually(async () => {
+        const { statusCode } = await testApp.call('GET', '/readyz');
+        if (statusCode !== 200) {
+          throw new Error(`not ready: /readyz ${statusCode}`);
+        }
+      }, 10000);
+    }
     if (options.listen) {
       await app.listen({ port: 0, host: '127.0.0.1' });
       testApp.baseUrl = await app.getUrl();
