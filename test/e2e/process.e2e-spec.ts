@@ -1,4 +1,5 @@
 import { LocalIssuer } from '../../src/dev/local-issuer';
+import { eventually } from '../support/ports';
 import { RedisServer } from '../support/redis';
 import { ServiceProcess } from '../support/service-process';
 
@@ -53,12 +54,17 @@ describe('the service process (dist/main.js)', () => {
       });
       expect(response.status).toBe(404);
       expect(response.headers.get('x-request-id')).toBe('trace-42');
-      await fetch(`${service.baseUrl}/redis/kv/x?access_token=${token}`);
+      const inUrl = await fetch(`${service.baseUrl}/redis/kv/x?access_token=${token}`, {
+        headers: { 'x-request-id': 'trace-43' },
+      });
+      expect(inUrl.status).toBe(401);
 
-      const lines = service.logLines();
-      const request = lines.find(
-        (line) => line.reqId === 'trace-42' && line.msg === 'request completed',
-      );
+      // The line is written after the response; it reaches this process through a pipe.
+      const completed = (reqId: string) =>
+        service.logLines().find((line) => line.reqId === reqId && line.msg === 'request completed');
+      await eventually(() => expect(completed('trace-43')).toBeDefined());
+      const request = completed('trace-42');
+      expect(completed('trace-43')).toMatchObject({ status: 401, route: '/redis/kv/:key' });
       expect(request).toMatchObject({
         level: 'info',
         method: 'GET',
