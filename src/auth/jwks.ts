@@ -161,6 +161,7 @@ export class JwksKeyResolver implements OnModuleInit {
       jwksUri,
       cache: true,
       cacheMaxAge: auth.jwksCacheMaxAgeMs,
+      cacheMaxAgeFallback: auth.jwksStaleFallbackMs || undefined,
       // Rate-limited here, not with jwks-rsa's `rateLimit`: its limiter parks concurrent
       // callers on timers for minutes once its bucket is empty, where a refusal must be quick.
       fetcher: (uri: string) =>

@@ -179,6 +179,9 @@ export class AuthConfig {
   @IntRange(1000, 86400000)
   jwksCacheMaxAgeMs!: number;
 
+  @IntRange(0, 604800000)
+  jwksStaleFallbackMs!: number;
+
   @IntRange(100, 60000)
   jwksTimeoutMs!: number;
 }
