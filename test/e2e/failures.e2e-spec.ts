@@ -288,6 +288,23 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     }
   }
 
+  /** A private redis-server behind a FaultProxy, and the app connected through it, ready. */
+  async function withProxiedApp(
+    run: (t: TestApp, proxy: FaultProxy, server: RedisServer) => Promise<void>,
+  ): Promise<void> {
+    await withRedis({}, async (server) => {
+      const proxy = await FaultProxy.start({ targetPort: server.port });
+      try {
+        await withApp(proxy.url, async (t) => {
+          await untilReady(t);
+          await run(t, proxy, server);
+        });
+      } finally {
+        await proxy.close();
+      }
+    });
+  }
+
   const readyz = async (t: TestApp) => (await t.call('GET', '/readyz')).statusCode;
   const untilReady = (t: TestApp, timeoutMs = 5000) =>
     eventually(async () => expect(await readyz(t)).toBe(200), timeoutMs, 20);
@@ -473,73 +490,64 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 30000);
 
   it('R-3 a lost INCR reply followed by a reset never becomes two increments', async () => {
-    await withRedis({}, async (server) => {
-      const proxy = await FaultProxy.start({ targetPort: server.port });
-      try {
-        await withApp(proxy.url, async (t) => {
-          await untilReady(t);
-          // The harness's own client goes through the proxy too: let it finish connecting, so
-          // the only requests on the wire are the service's.
-          await t.redis.ping();
-          const direct = server.client();
-          /** Swallowed replies that answered the INCR script (EVALSHA or EVAL). */
-          const swallowedIncrs = () =>
-            proxy.events.filter((e) => e.type === 'swallowed' && /eval/i.test(e.detail ?? ''))
-              .length;
-          const violations: string[] = [];
-          const seen: Outcome[] = [];
-          for (let i = 0; i < 20; i++) {
-            const key = `r3:${i}`;
-            const fired = proxy.swallowNextReplyAndReset();
-            const outcome = await inject(t, {
-              name: 'incr',
-              kind: 'write',
-              method: 'POST',
-              url: `${at(key)}/incr`,
-              body: {},
-            });
-            // (If the proxy never fired, the counts asserted below say so.)
-            await Promise.race([fired, sleep(2000)]);
-            // Let a resend (the bug this guards against) happen before reading the counter.
-            await untilReady(t);
-            await sleep(50);
-            const counter = Number((await direct.get(t.prefix + key)) ?? 0);
-            seen.push(outcome);
-            const label = `#${i}: ${describeOutcome(outcome)}, counter ${counter}`;
-            if (is2xx(outcome)) {
-              if (counter !== 1 || outcome.body?.value !== 1) {
-                violations.push(`${label}: 2xx with a doubled or missing effect`);
-              }
-            } else if (outcome.status === 504 && outcome.code === 'OUTCOME_UNKNOWN') {
-              if (counter > 1) {
-                violations.push(`${label}: applied twice`);
-              }
-            } else if (outcome.status === 503 && outcome.code === 'REDIS_UNAVAILABLE') {
-              // A definite failure: Redis must not have applied it.
-              if (counter !== 0) {
-                violations.push(`${label}: said unavailable but was applied`);
-              }
-            } else {
-              violations.push(`${label}: unexpected answer`);
-            }
-            if (outcome.ms > COMMAND_TIMEOUT_MS + 200) {
-              violations.push(`${label}: too slow`);
-            }
-          }
-          report('R-3', {
-            calls: seen.length,
-            outcomes: countBy(seen),
-            swallowedAfterScript: swallowedIncrs(),
-            maxMs: Math.max(...seen.map((o) => o.ms)),
-          });
-          // Every repetition really lost the reply of the INCR it sent.
-          expect(proxy.count('swallowed')).toBe(20);
-          expect(swallowedIncrs()).toBe(20);
-          expect(violations).toEqual([]);
+    await withProxiedApp(async (t, proxy, server) => {
+      // The harness's own client goes through the proxy too: let it finish connecting, so
+      // the only requests on the wire are the service's.
+      await t.redis.ping();
+      const direct = server.client();
+      /** Swallowed replies that answered the INCR script (EVALSHA or EVAL). */
+      const swallowedIncrs = () =>
+        proxy.events.filter((e) => e.type === 'swallowed' && /eval/i.test(e.detail ?? '')).length;
+      const violations: string[] = [];
+      const seen: Outcome[] = [];
+      for (let i = 0; i < 20; i++) {
+        const key = `r3:${i}`;
+        const fired = proxy.swallowNextReplyAndReset();
+        const outcome = await inject(t, {
+          name: 'incr',
+          kind: 'write',
+          method: 'POST',
+          url: `${at(key)}/incr`,
+          body: {},
         });
-      } finally {
-        await proxy.close();
+        // (If the proxy never fired, the counts asserted below say so.)
+        await Promise.race([fired, sleep(2000)]);
+        // Let a resend (the bug this guards against) happen before reading the counter.
+        await untilReady(t);
+        await sleep(50);
+        const counter = Number((await direct.get(t.prefix + key)) ?? 0);
+        seen.push(outcome);
+        const label = `#${i}: ${describeOutcome(outcome)}, counter ${counter}`;
+        if (is2xx(outcome)) {
+          if (counter !== 1 || outcome.body?.value !== 1) {
+            violations.push(`${label}: 2xx with a doubled or missing effect`);
+          }
+        } else if (outcome.status === 504 && outcome.code === 'OUTCOME_UNKNOWN') {
+          if (counter > 1) {
+            violations.push(`${label}: applied twice`);
+          }
+        } else if (outcome.status === 503 && outcome.code === 'REDIS_UNAVAILABLE') {
+          // A definite failure: Redis must not have applied it.
+          if (counter !== 0) {
+            violations.push(`${label}: said unavailable but was applied`);
+          }
+        } else {
+          violations.push(`${label}: unexpected answer`);
+        }
+        if (outcome.ms > COMMAND_TIMEOUT_MS + 200) {
+          violations.push(`${label}: too slow`);
+        }
       }
+      report('R-3', {
+        calls: seen.length,
+        outcomes: countBy(seen),
+        swallowedAfterScript: swallowedIncrs(),
+        maxMs: Math.max(...seen.map((o) => o.ms)),
+      });
+      // Every repetition really lost the reply of the INCR it sent.
+      expect(proxy.count('swallowed')).toBe(20);
+      expect(swallowedIncrs()).toBe(20);
+      expect(violations).toEqual([]);
     });
   }, 30000);
 
@@ -547,56 +555,48 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     // The catalogue black-holes the reply path with `unshare -n` + iptables; the FaultProxy's
     // freeze gives the same half-open connection (sockets open, nothing delivered) without
     // privileges or a network namespace.
-    await withRedis({}, async (server) => {
-      const proxy = await FaultProxy.start({ targetPort: server.port });
-      try {
-        await withApp(proxy.url, async (t) => {
-          await untilReady(t);
-          const started = performance.now();
-          let frozenAt = 0;
-          let thawedAt = 0;
-          const faults = (async () => {
-            await sleep(500);
-            proxy.freeze();
-            frozenAt = performance.now();
-            await sleep(4000);
-            proxy.pass();
-            thawedAt = performance.now();
-          })();
-          const outcomes = await load(50, 8500, (seq) => inject(t, mixedOp(seq)));
-          await faults;
+    await withProxiedApp(async (t, proxy) => {
+      const started = performance.now();
+      let frozenAt = 0;
+      let thawedAt = 0;
+      const faults = (async () => {
+        await sleep(500);
+        proxy.freeze();
+        frozenAt = performance.now();
+        await sleep(4000);
+        proxy.pass();
+        thawedAt = performance.now();
+      })();
+      const outcomes = await load(50, 8500, (seq) => inject(t, mixedOp(seq)));
+      await faults;
 
-          const during = outcomes.filter((o) => o.tInvoke >= frozenAt && o.tInvoke < thawedAt);
-          // Nothing crosses a frozen connection: every request ends within the budget, and one
-          // sent a full budget before the thaw cannot have been served.
-          const duringWrong = during
-            .filter(
-              (o) =>
-                o.ms > COMMAND_TIMEOUT_MS + 200 ||
-                (served(o) && o.tInvoke < thawedAt - COMMAND_TIMEOUT_MS),
-            )
-            .map(describeOutcome);
-          const after = outcomes.filter((o) => o.tInvoke >= thawedAt + 3000);
-          const okAfter = after.filter(served).length / after.length;
-          const firstOk = outcomes.find((o) => o.tInvoke >= thawedAt && served(o));
-          report('R-4', {
-            requests: outcomes.length,
-            during: countBy(during),
-            duringMaxMs: Math.max(...during.map((o) => o.ms)),
-            after: countBy(after),
-            firstOkAfterThawMs: firstOk ? Math.round(firstOk.tComplete - thawedAt) : null,
-            proxyAccepted: proxy.accepted,
-            frozenAtMs: Math.round(frozenAt - started),
-          });
-          expect(during.length).toBeGreaterThan(150);
-          expect(duringWrong).toEqual([]);
-          expect(wrongFailures(outcomes)).toEqual([]);
-          expect(after.length).toBeGreaterThan(40);
-          expect(okAfter).toBeGreaterThanOrEqual(0.99);
-        });
-      } finally {
-        await proxy.close();
-      }
+      const during = outcomes.filter((o) => o.tInvoke >= frozenAt && o.tInvoke < thawedAt);
+      // Nothing crosses a frozen connection: every request ends within the budget, and one
+      // sent a full budget before the thaw cannot have been served.
+      const duringWrong = during
+        .filter(
+          (o) =>
+            o.ms > COMMAND_TIMEOUT_MS + 200 ||
+            (served(o) && o.tInvoke < thawedAt - COMMAND_TIMEOUT_MS),
+        )
+        .map(describeOutcome);
+      const after = outcomes.filter((o) => o.tInvoke >= thawedAt + 3000);
+      const okAfter = after.filter(served).length / after.length;
+      const firstOk = outcomes.find((o) => o.tInvoke >= thawedAt && served(o));
+      report('R-4', {
+        requests: outcomes.length,
+        during: countBy(during),
+        duringMaxMs: Math.max(...during.map((o) => o.ms)),
+        after: countBy(after),
+        firstOkAfterThawMs: firstOk ? Math.round(firstOk.tComplete - thawedAt) : null,
+        proxyAccepted: proxy.accepted,
+        frozenAtMs: Math.round(frozenAt - started),
+      });
+      expect(during.length).toBeGreaterThan(150);
+      expect(duringWrong).toEqual([]);
+      expect(wrongFailures(outcomes)).toEqual([]);
+      expect(after.length).toBeGreaterThan(40);
+      expect(okAfter).toBeGreaterThanOrEqual(0.99);
     });
   }, 30000);
 
@@ -604,70 +604,62 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     // Not a catalogue case of its own: the proxy's remaining modes against the service
     // (latency below and above redis.commandTimeoutMs; RST of every connection while
     // reconnects are refused, which R-6 does with CLIENT KILL).
-    await withRedis({}, async (server) => {
-      const proxy = await FaultProxy.start({ targetPort: server.port });
-      try {
-        await withApp(proxy.url, async (t) => {
-          await untilReady(t);
-          const get: Op = { name: 'get', kind: 'read', method: 'GET', url: at('p') };
-          const put: Op = {
-            name: 'put',
-            kind: 'write',
-            method: 'PUT',
-            url: at('p'),
-            body: { value: 'v' },
-          };
-          expect((await inject(t, put)).status).toBe(200);
+    await withProxiedApp(async (t, proxy) => {
+      const get: Op = { name: 'get', kind: 'read', method: 'GET', url: at('p') };
+      const put: Op = {
+        name: 'put',
+        kind: 'write',
+        method: 'PUT',
+        url: at('p'),
+        body: { value: 'v' },
+      };
+      expect((await inject(t, put)).status).toBe(200);
 
-          // 2 × 300 ms on the way there and back: slow, inside the budget, served.
-          proxy.delay(300);
-          const slowRead = await inject(t, get);
-          expect(slowRead.status).toBe(200);
-          expect(slowRead.ms).toBeGreaterThanOrEqual(600);
+      // 2 × 300 ms on the way there and back: slow, inside the budget, served.
+      proxy.delay(300);
+      const slowRead = await inject(t, get);
+      expect(slowRead.status).toBe(200);
+      expect(slowRead.ms).toBeGreaterThanOrEqual(600);
 
-          // 2 × 700 ms: over the budget, answered at the budget.
-          proxy.delay(700);
-          const [lateRead, lateWrite] = await Promise.all([inject(t, get), inject(t, put)]);
-          proxy.pass();
-          for (const [outcome, code] of [
-            [lateRead, 'REDIS_TIMEOUT'],
-            [lateWrite, 'OUTCOME_UNKNOWN'],
-          ] as const) {
-            expect(outcome).toMatchObject({ status: 504, code });
-            expect(outcome.ms).toBeLessThanOrEqual(COMMAND_TIMEOUT_MS + 200);
-          }
-          // The late replies still arrive, in order: the next read waits behind them and is served
-          // its own reply (a proxy or client that reordered them would hand it the PUT's "OK").
-          const afterDelay = await inject(t, get);
-          expect(afterDelay).toMatchObject({ status: 200, body: { value: 'v' } });
-
-          // Every connection reset while new ones are refused: 503 at once, until it listens again.
-          proxy.refuse();
-          proxy.reset();
-          await eventually(async () => expect(await readyz(t)).toBe(503), 2000, 10);
-          const refused = await load(50, 1000, (seq) => inject(t, seq % 2 ? get : put));
-          await proxy.accept();
-          const acceptedAt = performance.now();
-          await untilReady(t, 2000);
-          const recoveredMs = performance.now() - acceptedAt;
-          report('FaultProxy modes', {
-            slowReadMs: Math.round(slowRead.ms),
-            lateMs: [Math.round(lateRead.ms), Math.round(lateWrite.ms)],
-            refused: countBy(refused),
-            resets: proxy.count('reset'),
-            recoveredMs: Math.round(recoveredMs),
-          });
-          expect(proxy.count('reset')).toBeGreaterThanOrEqual(2);
-          expect(
-            refused
-              .filter((o) => o.status !== 503 || o.code !== 'REDIS_UNAVAILABLE' || o.ms > 200)
-              .map(describeOutcome),
-          ).toEqual([]);
-          expect((await inject(t, get)).status).toBe(200);
-        });
-      } finally {
-        await proxy.close();
+      // 2 × 700 ms: over the budget, answered at the budget.
+      proxy.delay(700);
+      const [lateRead, lateWrite] = await Promise.all([inject(t, get), inject(t, put)]);
+      proxy.pass();
+      for (const [outcome, code] of [
+        [lateRead, 'REDIS_TIMEOUT'],
+        [lateWrite, 'OUTCOME_UNKNOWN'],
+      ] as const) {
+        expect(outcome).toMatchObject({ status: 504, code });
+        expect(outcome.ms).toBeLessThanOrEqual(COMMAND_TIMEOUT_MS + 200);
       }
+      // The late replies still arrive, in order: the next read waits behind them and is served
+      // its own reply (a proxy or client that reordered them would hand it the PUT's "OK").
+      const afterDelay = await inject(t, get);
+      expect(afterDelay).toMatchObject({ status: 200, body: { value: 'v' } });
+
+      // Every connection reset while new ones are refused: 503 at once, until it listens again.
+      proxy.refuse();
+      proxy.reset();
+      await eventually(async () => expect(await readyz(t)).toBe(503), 2000, 10);
+      const refused = await load(50, 1000, (seq) => inject(t, seq % 2 ? get : put));
+      await proxy.accept();
+      const acceptedAt = performance.now();
+      await untilReady(t, 2000);
+      const recoveredMs = performance.now() - acceptedAt;
+      report('FaultProxy modes', {
+        slowReadMs: Math.round(slowRead.ms),
+        lateMs: [Math.round(lateRead.ms), Math.round(lateWrite.ms)],
+        refused: countBy(refused),
+        resets: proxy.count('reset'),
+        recoveredMs: Math.round(recoveredMs),
+      });
+      expect(proxy.count('reset')).toBeGreaterThanOrEqual(2);
+      expect(
+        refused
+          .filter((o) => o.status !== 503 || o.code !== 'REDIS_UNAVAILABLE' || o.ms > 200)
+          .map(describeOutcome),
+      ).toEqual([]);
+      expect((await inject(t, get)).status).toBe(200);
     });
   }, 20000);
 
