@@ -19,13 +19,18 @@ RUN npm install --omit=dev --no-audit --no-fund --ignore-scripts \
   && rm -rf node_modules/typescript \
   && npm cache clean --force
 
-FROM gcr.io/distroless/nodejs20-debian12:debug-nonroot AS debug
+# Everything the service needs at run time, in one tree both images copy.
+FROM node:20-bookworm-slim AS app
 WORKDIR /app
-ENV NODE_ENV=production
 COPY --from=runtime-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY config ./config
+
+FROM gcr.io/distroless/nodejs20-debian12:debug-nonroot AS debug
+WORKDIR /app
+ENV NODE_ENV=production
+COPY --from=app /app /app
 USER 65532:65532
 EXPOSE 8080
 CMD ["dist/main.js"]
@@ -33,10 +38,7 @@ CMD ["dist/main.js"]
 FROM gcr.io/distroless/nodejs20-debian12:nonroot AS production
 WORKDIR /app
 ENV NODE_ENV=production
-COPY --from=runtime-deps /app/node_modules ./node_modules
-COPY --from=build /app/dist ./dist
-COPY package.json ./
-COPY config ./config
+COPY --from=app /app /app
 USER 65532:65532
 EXPOSE 8080
 # The distroless image's entrypoint is node; liveness /healthz, readiness /readyz.

@@ -1,13 +1,12 @@
 import 'reflect-metadata';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { bootstrap } from '../bootstrap';
 import { ConfigError, loadConfig } from '../config/config.loader';
 import { CLIENT_SECRET, LocalIssuer } from './local-issuer';
+import { answersPing, freePort } from './local-redis';
 
 /**
  * `npm run dev`: the gateway with a usable local setup. Redis from REDIS_URL, else the one on
@@ -19,37 +18,6 @@ const env = process.env;
 function fail(message: string): never {
   process.stderr.write(`redis-gateway dev: ${message}\n`);
   process.exit(1);
-}
-
-async function answersPing(url: string): Promise<boolean> {
-  const client = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: 500,
-    maxRetriesPerRequest: 0,
-    enableOfflineQueue: false,
-    retryStrategy: () => null,
-  });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    await client.ping();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    client.disconnect();
-  }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 async function throwawayRedis(): Promise<{ url: string; child: ChildProcess }> {

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis, type RedisOptions } from 'ioredis';
+import { answersPing } from '../../src/dev/local-redis';
 import { freePort, sleep } from './ports';
 
 const running = new Set<ChildProcess>();
@@ -73,7 +74,7 @@ export class RedisServer {
     child.once('exit', () => running.delete(child));
     this.child = child;
     for (let attempt = 0; attempt < 100; attempt++) {
-      if (await this.answers()) {
+      if (await answersPing(this.url)) {
         return;
       }
       await sleep(50);
@@ -120,24 +121,6 @@ export class RedisServer {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
     await exited;
-  }
-
-  private async answers(): Promise<boolean> {
-    const probe = new Redis(this.port, '127.0.0.1', {
-      lazyConnect: true,
-      retryStrategy: () => null,
-      maxRetriesPerRequest: 0,
-      connectTimeout: 200,
-    });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      return (await probe.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      probe.disconnect();
-    }
   }
 }
 
