@@ -266,8 +266,8 @@ export class KvService {
   async incr(principal: Principal, name: string, body: IncrDto): Promise<CounterDto> {
     const key = this.keyspace.key(principal, name);
     const by = body.by ?? 1;
-    const value = await this.redis.exec('kv.incr', 'write', () =>
-      this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float']),
+    const value = await this.redis.exec('kv.incr', 'write', (client) =>
+      this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float'], client),
     );
     return { key: name, value: Number(value) };
   }

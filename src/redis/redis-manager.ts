@@ -17,13 +17,13 @@ import {
 export type RedisClient = Redis | Cluster;
 export type ScriptArg = string | number | Buffer;
 /**
- * A Lua script loaded with defineCommand: runs by SHA, falls back to EVAL once; on the given
- * command connection (the one exec hands out), else on the write connection.
+ * A Lua script loaded with defineCommand: runs by SHA, falls back to EVAL once, on the command
+ * connection `exec` hands out.
  */
 export type ScriptRunner = (
   keys: string[],
   args: ScriptArg[],
-  client?: RedisClient,
+  client: RedisClient,
 ) => Promise<unknown>;
 
 /** At most one READONLY-driven reconnect per connection in this interval. */
@@ -215,7 +215,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       client.defineCommand(name, { numberOfKeys, lua });
     }
     const method = buffers ? `${name}Buffer` : name;
-    return (keys, args, client = this.command) => {
+    return (keys, args, client) => {
       if (keys.length !== numberOfKeys) {
         throw new Error(`${name} takes ${numberOfKeys} keys`);
       }
