@@ -115,7 +115,9 @@ export class JwksKeyResolver implements OnModuleInit {
       (error: unknown) => {
         this.failedAt = Date.now();
         this.discovering = undefined;
-        this.logger.warn({ err: { message: (error as Error).message } }, 'OIDC discovery failed');
+        // fetch says only "fetch failed"; the reason (DNS, refused, TLS) is in its cause.
+        const { message, cause } = error as Error & { cause?: { message?: string } };
+        this.logger.warn({ reason: message, cause: cause?.message }, 'OIDC discovery failed');
         throw this.unavailable();
       },
     );
