@@ -381,7 +381,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       this.warning.warn('Redis connection error', {
         role,
         connection: name,
-        err: { message: error.message },
+        reason: error.message,
       });
     });
   }
