@@ -101,9 +101,4 @@ export class Keyspace {
   matchPattern(namePrefix: string): string {
     return `${escapeGlob(this.prefix + namePrefix)}*`;
   }
-
-  /** A key of the gateway's own namespace. */
-  internalKey(name: string): string {
-    return `${this.prefix}${RESERVED_NAMESPACE}${name}`;
-  }
 }

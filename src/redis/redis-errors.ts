@@ -2,14 +2,6 @@ import { AppError } from '../errors/app-error';
 
 export type OperationKind = 'read' | 'write';
 
-/** Rejection of a command that was written to a connection that then closed. */
-export class ConnectionLostError extends Error {
-  constructor() {
-    super('Connection lost before the reply arrived');
-    this.name = 'ConnectionLostError';
-  }
-}
-
 /**
  * An operation that did not settle within redis.commandTimeoutMs as a whole: its commands may
  * still be queued in the client (auto-pipelining sends a batch only after the previous one
@@ -52,14 +44,6 @@ const REPLY_RULES: [prefix: RegExp, make: () => AppError][] = [
   ],
 ];
 
-const CONNECTION_MESSAGES = [
-  "Stream isn't writeable",
-  'Connection is closed',
-  'Reached the max retries per request limit',
-  'Failed to refresh slots cache',
-  'None of startup nodes is available',
-];
-
 /**
  * ioredis rejects the commands in flight on a connection that closes with this error (with
  * maxRetriesPerRequest 0 it flushes its command queue on every close, before any resend logic):
@@ -67,8 +51,16 @@ const CONNECTION_MESSAGES = [
  */
 const IN_FLIGHT_WHEN_CLOSED = 'Reached the max retries per request limit';
 
+const CONNECTION_MESSAGES = [
+  "Stream isn't writeable",
+  'Connection is closed',
+  IN_FLIGHT_WHEN_CLOSED,
+  'Failed to refresh slots cache',
+  'None of startup nodes is available',
+];
+
 function wasInFlight(error: Error): boolean {
-  return error instanceof ConnectionLostError || error.message.includes(IN_FLIGHT_WHEN_CLOSED);
+  return error.message.includes(IN_FLIGHT_WHEN_CLOSED);
 }
 
 /** The error behind EXECABORT: the first command MULTI refused to queue (ioredis collects them). */
@@ -81,9 +73,6 @@ function causeOfExecAbort(error: Error): Error | undefined {
 }
 
 function isConnectionError(error: Error): boolean {
-  if (error instanceof ConnectionLostError) {
-    return true;
-  }
   const code = (error as NodeJS.ErrnoException).code;
   if (code && /^E(CONNRESET|CONNREFUSED|PIPE|TIMEDOUT|HOSTUNREACH|NETUNREACH)$/.test(code)) {
     return true;

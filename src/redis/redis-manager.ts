@@ -7,7 +7,6 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import { AppConfig, type RedisConfig, type RedisMode } from '../config/app-config';
 import { GatewayMetrics, type ConnectionRole } from '../observability/gateway-metrics';
 import {
-  ConnectionLostError,
   OperationTimeoutError,
   notReady,
   translateRedisError,
@@ -319,6 +318,10 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       // which early in the load can be many seconds too long: look at least twice a second.
       maxLoadingRetryTime: 500,
       keepAlive: redis.keepAliveMs,
+      // ioredis 6.0.0 never settles the commands in flight when a connection closes with
+      // autoResendUnfulfilledCommands off (#2193, fixed after 6.0.0 by #2194). With no retries
+      // per request it rejects them at every close instead (MaxRetriesPerRequestError), so a
+      // caller learns at once that a write's outcome is unknown (redis-errors.ts).
       maxRetriesPerRequest: 0,
       retryStrategy: (attempt) => reconnectDelay(attempt, redis.retryMaxDelayMs),
       reconnectOnError: readOnlyReconnect(redis, endpoint.host),
@@ -375,7 +378,6 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     });
     client.on('close', () => {
       count();
-      this.rejectUnfulfilled(client);
     });
     client.on('error', (error: Error) => {
       this.warning.warn('Redis connection error', {
@@ -384,26 +386,6 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
         reason: error.message,
       });
     });
-  }
-
-  /**
-   * ioredis 6.0.0 drops the commands that were in flight when a connection closed without ever
-   * settling their promises when `autoResendUnfulfilledCommands` is off (ioredis #2193, fixed
-   * after 6.0.0 by #2194). Settle them here, so a caller learns at once that the outcome is
-   * unknown instead of waiting for the command timeout. The timeout remains the backstop.
-   */
-  private rejectUnfulfilled(client: RedisClient): void {
-    const internal = client as unknown as {
-      prevCommandQueue?: { command?: { reject?: (error: Error) => void } }[] | null;
-    };
-    const queue = internal.prevCommandQueue;
-    if (!Array.isArray(queue) || queue.length === 0) {
-      return;
-    }
-    internal.prevCommandQueue = null;
-    for (const item of queue) {
-      item.command?.reject?.(new ConnectionLostError());
-    }
   }
 
   private readPasswordFile(): string {

@@ -2,7 +2,7 @@ import { ReplyError } from 'ioredis';
 import { AppError } from '../../src/errors/app-error';
 import { ERROR_CODES } from '../../src/errors/app-error';
 import { ERROR_STATUS } from '../../src/errors/error-status';
-import { ConnectionLostError, translateRedisError } from '../../src/redis/redis-errors';
+import { translateRedisError } from '../../src/redis/redis-errors';
 
 // ioredis types ReplyError as any; it is the class of every Redis error reply.
 const reply = (message: string): Error =>
@@ -46,8 +46,10 @@ describe('translateRedisError', () => {
   });
 
   it('a connection lost after sending is OUTCOME_UNKNOWN for a write, unavailable for a read', () => {
-    expect(translateRedisError(new ConnectionLostError(), 'write').code).toBe('OUTCOME_UNKNOWN');
-    expect(translateRedisError(new ConnectionLostError(), 'read').code).toBe('REDIS_UNAVAILABLE');
+    // What ioredis rejects in-flight commands with when their connection closes.
+    const inFlight = () => new Error('Reached the max retries per request limit (which is 0).');
+    expect(translateRedisError(inFlight(), 'write').code).toBe('OUTCOME_UNKNOWN');
+    expect(translateRedisError(inFlight(), 'read').code).toBe('REDIS_UNAVAILABLE');
   });
 
   it('a command never sent is REDIS_UNAVAILABLE, even for a write', () => {
