@@ -50,13 +50,15 @@ export class ProblemFilter implements ExceptionFilter {
     if (exception instanceof AppError) {
       return exception;
     }
-    if (exception instanceof HttpException) {
-      const code = codeForStatus(exception.getStatus());
+    const status =
+      exception instanceof HttpException
+        ? exception.getStatus()
+        : isHttpLikeError(exception)
+          ? exception.statusCode
+          : undefined;
+    if (status !== undefined) {
+      const code = codeForStatus(status);
       return new AppError(code, GENERIC_DETAIL[code] ?? STATUS_CODES[ERROR_STATUS[code]] ?? '');
-    }
-    if (isHttpLikeError(exception)) {
-      const code = codeForStatus(exception.statusCode);
-      return new AppError(code, GENERIC_DETAIL[code] ?? 'The request is malformed.');
     }
     this.logger.error({ err: exception }, 'unhandled error');
     return new AppError('INTERNAL', GENERIC_DETAIL.INTERNAL ?? '');
