@@ -1,8 +1,7 @@
-/** @type {import('jest').Config} */
-module.exports = {
+/** What every project shares: TypeScript through swc, the Node environment. */
+const base = {
   testEnvironment: 'node',
   rootDir: '.',
-  testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
   // Jest cannot load ES modules on Node 20: swc compiles ours and the ESM-only dependencies.
   transform: {
     '^.+\\.(t|j|mj)s$': [
@@ -20,8 +19,46 @@ module.exports = {
   transformIgnorePatterns: [
     '/node_modules/(?!(@nestjs|openid-client|oauth4webapi|jose|oidc-provider|cookie|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@borewit|get-port|openapi-fetch|openapi-typescript|content-disposition)/)',
   ],
-  globalSetup: '<rootDir>/test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+};
+
+/**
+ * The endpoint suites that also run against a Sentinel set and a Redis Cluster (issue 7): the
+ * topology matrix. Each matrix project starts its topology once in its globalSetup (from the
+ * redis-server binary, on free ports) and its setupFiles make TestApp use it.
+ */
+const suites = (names) => names.map((suite) => `<rootDir>/test/e2e/${suite}.e2e-spec.ts`);
+const matrix = suites(['kv', 'hashes', 'streams', 'streams-events', 'pubsub', 'locks']);
+// Not yet pubsub on the cluster: its suite counts `receivers` and subscriptions as one node
+// sees them (in a cluster they are node-local); test/e2e/topology-cluster covers pub/sub there.
+const clusterMatrix = suites(['kv', 'hashes', 'streams', 'streams-events', 'locks']);
+
+/** @type {import('jest').Config} */
+module.exports = {
+  projects: [
+    {
+      ...base,
+      displayName: 'standalone',
+      testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
+      globalSetup: '<rootDir>/test/support/global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+    },
+    {
+      ...base,
+      displayName: 'sentinel',
+      testMatch: matrix,
+      globalSetup: '<rootDir>/test/support/matrix/sentinel.global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/matrix/sentinel.global-teardown.ts',
+      setupFiles: ['<rootDir>/test/support/matrix/sentinel.setup.ts'],
+    },
+    {
+      ...base,
+      displayName: 'cluster',
+      testMatch: clusterMatrix,
+      globalSetup: '<rootDir>/test/support/matrix/cluster.global-setup.ts',
+      globalTeardown: '<rootDir>/test/support/matrix/cluster.global-teardown.ts',
+      setupFiles: ['<rootDir>/test/support/matrix/cluster.setup.ts'],
+    },
+  ],
   testTimeout: 30000,
   maxWorkers: 2,
   forceExit: false,

@@ -10,7 +10,7 @@ import { AppError } from './errors/app-error';
 import { ProblemFilter } from './errors/problem.filter';
 import { GatewayMetrics } from './observability/gateway-metrics';
 import { installHttpObservability } from './observability/http-observability';
-import { ROOT_LOGGER, requestIdFor } from './observability/logging.module';
+import { REQUEST_LOGGER, requestIdFor } from './observability/logging.module';
 import { serveOpenApi } from './openapi/openapi';
 
 /** Percent-encoding can triple a name's bytes; the router must accept the longest valid one. */
@@ -59,7 +59,7 @@ export async function createApp(
   );
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
-  installHttpObservability(fastify, app.get<PinoLogger>(ROOT_LOGGER), app.get(GatewayMetrics));
+  installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
   fastify.removeContentTypeParser('text/plain');
   fastify.addContentTypeParser(
     'application/octet-stream',

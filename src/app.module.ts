@@ -5,11 +5,16 @@ import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { ProblemFilter } from './errors/problem.filter';
 import { HealthModule } from './health/health.module';
+import { HashesModule } from './hashes/hashes.module';
 import { KvModule } from './kv/kv.module';
+import { LocksModule } from './locks/locks.module';
 import type { DestinationStream } from 'pino';
 import { LOG_DESTINATION, LoggingModule } from './observability/logging.module';
 import { MetricsModule } from './observability/metrics.module';
+import { PubSubModule } from './pubsub/pubsub.module';
 import { RedisModule } from './redis/redis.module';
+import { SseModule } from './sse/sse.module';
+import { StreamsModule } from './streams/streams.module';
 
 export interface AppOptions {
   /** Where the JSON log lines go (standard output by default). */
@@ -29,7 +34,12 @@ export class AppModule {
         RedisModule,
         AuthModule,
         HealthModule,
+        SseModule,
         KvModule,
+        HashesModule,
+        StreamsModule,
+        PubSubModule,
+        LocksModule,
       ],
       providers: [
         { provide: APP_FILTER, useClass: ProblemFilter },

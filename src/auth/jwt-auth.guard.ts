@@ -1,12 +1,17 @@
 import { Injectable, Logger, type ExecutionContext } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
 import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error';
 import { GatewayMetrics } from '../observability/gateway-metrics';
+import { Tickets } from '../sse/tickets';
+import { ACCEPTS_TICKET } from './accepts-ticket.decorator';
 import { JwksKeyResolver } from './jwks';
 import { TokenClaimsError } from './jwt.strategy';
+import type { Principal } from './principal';
 import { IS_PUBLIC } from './public.decorator';
+import { TokenCache } from './token-cache';
 
 export const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';
 
@@ -56,27 +61,50 @@ export function failureReason(error: unknown): string {
 @Injectable()
 export class JwtAuthGuard extends AuthGuard('jwt') {
   private readonly logger = new Logger(JwtAuthGuard.name);
+  private readonly cache: TokenCache;
 
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: JwksKeyResolver,
     private readonly metrics: GatewayMetrics,
+    private readonly tickets: Tickets,
+    config: AppConfig,
   ) {
     super();
+    const { tokenCacheSize, tokenCacheTtlMs, clockToleranceS } = config.auth;
+    this.cache = new TokenCache(tokenCacheSize, tokenCacheTtlMs, clockToleranceS);
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const isPublic = this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, [
-      context.getHandler(),
-      context.getClass(),
-    ]);
-    if (isPublic) {
+    const targets = [context.getHandler(), context.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
       return true;
     }
     const request = context.switchToHttp().getRequest<FastifyRequest>();
     this.checkTransport(request);
+    const ticket = (request.query as Record<string, unknown> | undefined)?.ticket;
+    if (
+      ticket !== undefined &&
+      this.reflector.getAllAndOverride<boolean>(ACCEPTS_TICKET, targets)
+    ) {
+      (request as FastifyRequest & { user: Principal }).user = await this.redeem(request, ticket);
+      return true;
+    }
+    // A token verified a moment ago is taken from the cache: no signature check per request.
+    const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
+    const cacheKey = bearer === undefined ? undefined : TokenCache.key(bearer);
+    const cached = cacheKey === undefined ? undefined : this.cache.get(cacheKey);
+    if (cached) {
+      (request as FastifyRequest & { user: Principal }).user = cached;
+      return true;
+    }
     await this.keys.ready();
-    return (await super.canActivate(context)) as boolean;
+    const verified = (await super.canActivate(context)) as boolean;
+    const principal = (request as FastifyRequest & { user?: Principal }).user;
+    if (verified && principal && cacheKey !== undefined) {
+      this.cache.set(cacheKey, principal);
+    }
+    return verified;
   }
 
   override handleRequest<TUser>(error: unknown, user: TUser, info: unknown): TUser {
@@ -87,6 +115,21 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     this.metrics.authFailures.inc({ reason });
     this.logger.debug({ reason }, 'token refused');
     throw this.invalidToken();
+  }
+
+  /** A stream ticket in place of the header: valid once, for its own path only (else 401). */
+  private async redeem(request: FastifyRequest, ticket: unknown): Promise<Principal> {
+    if (request.headers.authorization !== undefined) {
+      this.metrics.authFailures.inc({ reason: 'malformed' });
+      throw new AppError('BAD_REQUEST', 'Send either a ticket or an Authorization header.');
+    }
+    const path = request.url.split('?')[0];
+    const principal = typeof ticket === 'string' ? await this.tickets.redeem(ticket, path) : null;
+    if (!principal) {
+      this.metrics.authFailures.inc({ reason: 'ticket' });
+      throw this.invalidToken();
+    }
+    return principal;
   }
 
   private checkTransport(request: FastifyRequest): void {

@@ -45,6 +45,9 @@ export function nestsDeeperThan(value: unknown, max: number): boolean {
   return false;
 }
 
+const isEmpty = (value: unknown): boolean =>
+  typeof value === 'object' && value !== null && Object.keys(value).length === 0;
+
 const isDto = (metatype: ArgumentMetadata['metatype']): boolean =>
   metatype !== undefined && ![Object, String, Number, Boolean, Array].includes(metatype as never);
 
@@ -67,7 +70,24 @@ export class AppValidationPipe extends ValidationPipe {
     });
   }
 
+  /** Per query DTO: whether an empty query is valid, found once (most requests send none). */
+  private readonly emptyQueryValid = new WeakMap<Type<unknown>, boolean>();
+
   override async transform(value: unknown, metadata: ArgumentMetadata): Promise<unknown> {
+    const { metatype } = metadata;
+    if (metadata.type === 'query' && metatype && isDto(metatype) && isEmpty(value)) {
+      let valid = this.emptyQueryValid.get(metatype);
+      if (valid === undefined) {
+        valid = await super.transform({}, metadata).then(
+          () => true,
+          () => false,
+        );
+        this.emptyQueryValid.set(metatype, valid);
+      }
+      if (valid) {
+        return new metatype();
+      }
+    }
     if (metadata.type === 'body' && isDto(metadata.metatype)) {
       if (Buffer.isBuffer(value)) {
         throw new AppError('UNSUPPORTED_MEDIA_TYPE', 'This operation takes a JSON body.');

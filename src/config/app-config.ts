@@ -184,6 +184,14 @@ export class AuthConfig {
 
   @IntRange(100, 60000)
   jwksTimeoutMs!: number;
+
+  /** Verified tokens kept (by a hash of the token), so a hot client skips the signature check. */
+  @IntRange(0, 1000000)
+  tokenCacheSize!: number;
+
+  /** How long a verified token is trusted from the cache, at most (and never past its `exp`). */
+  @IntRange(1000, 3600000)
+  tokenCacheTtlMs!: number;
 }
 
 export class LimitsConfig {
@@ -215,6 +223,20 @@ export class SseConfig {
 
   @IntRange(1024, 1073741824)
   maxBufferBytes!: number;
+
+  /** No stream outlives this, nor its token's expiry. */
+  @IntRange(1000, 86400000)
+  maxLifetimeMs!: number;
+}
+
+export class StreamsConfig {
+  /** MAXLEN ~ applied to every XADD that names no trimming of its own; the cap of `maxLen`. */
+  @IntRange(1, 1000000000)
+  maxLength!: number;
+
+  /** How long an `Idempotency-Key` of an entry add is remembered. */
+  @IntRange(1, 604800)
+  idempotencyWindowS!: number;
 }
 
 export class LocksConfig {
@@ -255,6 +277,10 @@ export class AppConfig {
   @ValidateNested()
   @Type(() => SseConfig)
   sse!: SseConfig;
+
+  @ValidateNested()
+  @Type(() => StreamsConfig)
+  streams!: StreamsConfig;
 
   @ValidateNested()
   @Type(() => LocksConfig)

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { load as parseYaml } from 'js-yaml';
+import { prefixTag } from '../redis/keys';
 import { AppConfig } from './app-config';
 
 export const DEFAULT_CONFIG_FILE = resolve(__dirname, '../../config/default.yaml');
@@ -207,6 +208,11 @@ function crossChecks(config: AppConfig, problems: string[]): void {
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(redis.keyPrefix)) {
     problems.push('redis.keyPrefix: must not contain control characters');
+  }
+  // `{}` makes Redis Cluster hash every key whole: a lock and its fencing counter, a stream and
+  // its idempotency record could no longer share a slot (one script writes both).
+  if (redis.mode === 'cluster' && prefixTag(redis.keyPrefix) === 'empty') {
+    problems.push('redis.keyPrefix: must not start its hash tag with an empty {} in cluster mode');
   }
 }
 

@@ -82,6 +82,9 @@ async function main(): Promise<void> {
         OIDC_AUDIENCE: issuer.audience,
         JWKS_URI: '',
       },
+      // A development Redis has usually just started and keeps nothing: the delayed restart
+      // that protects production locks (locks.delayedRestartMs) would refuse locks for minutes.
+      overrides: { locks: { delayedRestartMs: 0 } },
     });
   } catch (error) {
     fail(error instanceof ConfigError ? error.message : String(error));

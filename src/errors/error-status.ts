@@ -25,6 +25,16 @@ export const ERROR_STATUS = {
   OUTCOME_UNKNOWN: HttpStatus.GATEWAY_TIMEOUT,
   REDIS_TIMEOUT: HttpStatus.GATEWAY_TIMEOUT,
   REDIS_OOM: HttpStatus.INSUFFICIENT_STORAGE,
+  GROUP_EXISTS: HttpStatus.CONFLICT,
+  STREAM_ID_TOO_SMALL: HttpStatus.CONFLICT,
+  IDEMPOTENCY_KEY_REUSED: HttpStatus.CONFLICT,
+  BLOCKING_POOL_EXHAUSTED: HttpStatus.SERVICE_UNAVAILABLE,
+  TOO_MANY_STREAMS: HttpStatus.SERVICE_UNAVAILABLE,
+  TOO_MANY_SUBJECT_STREAMS: HttpStatus.TOO_MANY_REQUESTS,
+  LOCK_HELD: HttpStatus.CONFLICT,
+  LOCK_NOT_OWNER: HttpStatus.CONFLICT,
+  LOCK_SERVICE_RECOVERING: HttpStatus.SERVICE_UNAVAILABLE,
+  LOCK_QUORUM_UNAVAILABLE: HttpStatus.SERVICE_UNAVAILABLE,
 } as const satisfies Record<ErrorCode, HttpStatus>;
 
 /** The code for an HTTP error raised outside our services (routing, body parsing, guards). */
@@ -53,5 +63,9 @@ export function codeForStatus(status: number): ErrorCode {
 
 /** Codes after which a client should come back later (Retry-After). */
 export function isRetryable(code: ErrorCode): boolean {
-  return ERROR_STATUS[code] === HttpStatus.SERVICE_UNAVAILABLE || code === 'RATE_LIMITED';
+  return (
+    ERROR_STATUS[code] === HttpStatus.SERVICE_UNAVAILABLE ||
+    ERROR_STATUS[code] === HttpStatus.TOO_MANY_REQUESTS ||
+    code === 'LOCK_HELD'
+  );
 }

@@ -57,13 +57,15 @@ export class HealthService {
     try {
       const latencyMs = await this.redis.ping();
       const info = await this.redis.info();
+      const role = info.replication?.role ?? null;
       return {
         status: 'up',
         latencyMs: Math.round(latencyMs * 1000) / 1000,
         redis: {
           version: info.server?.redis_version ?? null,
           mode: this.redis.mode,
-          role: info.replication?.role ?? null,
+          role,
+          nodes: this.redis.topology(role),
           usedMemoryBytes: toNumber(info.memory?.used_memory),
           connectedClients: toNumber(info.clients?.connected_clients),
           keyspace: parseKeyspace(info.keyspace),
@@ -78,6 +80,7 @@ export class HealthService {
           version: null,
           mode: this.redis.mode,
           role: null,
+          nodes: [],
           usedMemoryBytes: null,
           connectedClients: null,
           keyspace: null,

@@ -105,7 +105,10 @@ export class KvService {
     return { bytes, ttl };
   }
 
-  /** One page of keys under a prefix: SCAN with a literal MATCH, confined to the key prefix. */
+  /**
+   * One page of keys under a prefix: SCAN with a literal MATCH, confined to the key prefix; in
+   * cluster mode over every master, behind one opaque cursor (KeyScan).
+   */
   async list(principal: Principal, query: ListKeysQuery): Promise<KeyListDto> {
     const prefix = query.prefix ?? '';
     const problem = this.keyspace.nameProblem(prefix, { allowEmpty: true });
@@ -120,21 +123,19 @@ export class KvService {
       ]);
     }
     const match = this.keyspace.matchPattern(prefix);
+    const scan = this.redis.keyScan(query.cursor ?? '0');
     return this.redis.exec('kv.scan', 'read', async (client) => {
       const keys: string[] = [];
-      let cursor = query.cursor ?? '0';
       let rounds = 0;
       do {
-        const [next, batch] = await client.scan(cursor, 'MATCH', match, 'COUNT', count);
-        cursor = next;
-        for (const redisKey of batch) {
+        for (const redisKey of await scan.step(client, match, count)) {
           const name = this.keyspace.visibleName(principal, redisKey);
           if (name !== null) {
             keys.push(name);
           }
         }
-      } while (cursor !== '0' && keys.length < count && ++rounds < MAX_SCAN_ROUNDS);
-      return { keys, cursor };
+      } while (!scan.finished && keys.length < count && ++rounds < MAX_SCAN_ROUNDS);
+      return { keys, cursor: scan.next };
     });
   }
 
@@ -201,10 +202,15 @@ export class KvService {
     }
   }
 
-  /** The values of many keys; only the keys that exist appear in the answer. */
+  /**
+   * The values of many keys; only the keys that exist appear in the answer. In cluster mode one
+   * MGET per hash slot (each atomic, the whole not a snapshot).
+   */
   async mget(principal: Principal, body: MgetDto): Promise<ValuesDto> {
     const keys = this.batchKeys(principal, body);
-    const values = await this.redis.exec('kv.mget', 'read', (client) => client.mgetBuffer(...keys));
+    const values = await this.redis.exec('kv.mget', 'read', (client) =>
+      this.redis.eachSlot(keys, (group) => client.mgetBuffer(...group)),
+    );
     const hits = body.keys.flatMap((name, index) => {
       const bytes = values[index];
       return bytes === null ? [] : [[name, this.codec.encode(bytes, body.encoding)] as const];
@@ -213,10 +219,11 @@ export class KvService {
     return { values: Object.fromEntries(hits) };
   }
 
+  /** DEL of many keys; in cluster mode one DEL per hash slot (each atomic, the whole not). */
   async deleteMany(principal: Principal, body: KeysDto): Promise<DeletedDto> {
     const keys = this.batchKeys(principal, body);
     const deleted = await this.redis.exec('kv.delete_many', 'write', (client) =>
-      client.del(...keys),
+      this.redis.countEachSlot(keys, (group) => client.del(...group)),
     );
     return { deleted };
   }

@@ -24,6 +24,13 @@ export class GatewayMetrics {
     @InjectMetric('redis_gateway_redis_connections') readonly connections: Gauge<'role'>,
     @InjectMetric('redis_gateway_sse_clients') readonly sseClients: Gauge<'kind'>,
     @InjectMetric('redis_gateway_auth_failures_total') readonly authFailures: Counter<'reason'>,
+    @InjectMetric('redis_gateway_sse_events_total')
+    readonly sseEvents: Counter<'kind' | 'result'>,
+    @InjectMetric('redis_gateway_blocking_pool_in_use') readonly blockingInUse: Gauge,
+    @InjectMetric('redis_gateway_blocking_pool_size') readonly blockingPoolSize: Gauge,
+    @InjectMetric('redis_gateway_lock_operations_total')
+    readonly lockOperations: Counter<'operation' | 'result'>,
+    @InjectMetric('redis_gateway_lock_wait_seconds') readonly lockWait: Histogram,
   ) {}
 
   recordHttp(method: string, route: string, status: number, seconds: number): void {

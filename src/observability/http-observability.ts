@@ -1,12 +1,32 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Principal } from '../auth/principal';
 import type { GatewayMetrics } from './gateway-metrics';
 
+/** The HTTP metrics by route template and the one JSON log line of a finished request. */
+export function recordRequest(
+  logger: Logger,
+  metrics: GatewayMetrics,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  status = reply.statusCode,
+): void {
+  const route = request.routeOptions.url ?? 'unmatched';
+  const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
+  metrics.recordHttp(request.method, route, status, durationMs / 1000);
+  const sub = (request as FastifyRequest & { user?: Principal }).user?.sub;
+  const level = status >= 500 ? 'error' : 'info';
+  logger[level](
+    { reqId: String(request.id), method: request.method, route, status, durationMs, sub },
+    'request completed',
+  );
+}
+
 /**
  * Fastify hooks that see every response, including the ones guards, the router and the body
  * parser answer before any Nest interceptor runs: the `X-Request-Id` echo, the HTTP metrics by
- * route template, and the one JSON log line per request.
+ * route template, and the one JSON log line per request. A response the handler takes over
+ * (an SSE stream) skips onResponse: its owner calls `recordRequest` when it ends.
  */
 export function installHttpObservability(
   fastify: FastifyInstance,
@@ -14,22 +34,11 @@ export function installHttpObservability(
   metrics: GatewayMetrics,
 ): void {
   fastify.addHook('onRequest', (request, reply, done) => {
-    // pino-http reads the id from the raw request, so that it matches this one.
-    (request.raw as { id?: string }).id = String(request.id);
     void reply.header('x-request-id', request.id);
     done();
   });
   fastify.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched';
-    const status = reply.statusCode;
-    const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
-    metrics.recordHttp(request.method, route, status, durationMs / 1000);
-    const sub = (request as FastifyRequest & { user?: Principal }).user?.sub;
-    const level = status >= 500 ? 'error' : 'info';
-    logger[level](
-      { reqId: String(request.id), method: request.method, route, status, durationMs, sub },
-      'request completed',
-    );
+    recordRequest(logger, metrics, request, reply);
     done();
   });
 }

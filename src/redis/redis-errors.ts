@@ -42,6 +42,33 @@ const REPLY_RULES: [prefix: RegExp, make: () => AppError][] = [
     /^ERR (increment or decrement would overflow|increment would produce NaN or Infinity)/,
     () => new AppError('OUT_OF_RANGE', 'The result would be out of range.'),
   ],
+  [
+    /^IDEMPOTENCY_KEY_REUSED/,
+    () =>
+      new AppError(
+        'IDEMPOTENCY_KEY_REUSED',
+        'This Idempotency-Key was used for a different request; use a new key.',
+      ),
+  ],
+  [/^BUSYGROUP/, () => new AppError('GROUP_EXISTS', 'The consumer group already exists.')],
+  [
+    /^(NOGROUP|ERR The XGROUP subcommand requires the key to exist)/,
+    () => AppError.notFound('The stream or its consumer group'),
+  ],
+  [/^ERR no such key/, () => AppError.notFound('The stream')],
+  [
+    // An automatic id after the largest possible one ("exhausted") is the same condition.
+    /^ERR (The ID specified in XADD is equal or smaller|The stream has exhausted the last possible ID)/,
+    () =>
+      new AppError(
+        'STREAM_ID_TOO_SMALL',
+        "The entry id must be greater than the stream's last id; omit it for an automatic one.",
+      ),
+  ],
+  [
+    /^ERR (The ID specified in XADD must be greater than 0-0|Invalid stream ID)/,
+    () => AppError.validation([{ field: 'id', message: 'must be a stream id greater than 0-0' }]),
+  ],
 ];
 
 /**

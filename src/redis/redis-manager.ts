@@ -6,6 +6,9 @@ import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } fro
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { AppConfig, type RedisConfig, type RedisMode } from '../config/app-config';
 import { GatewayMetrics, type ConnectionRole } from '../observability/gateway-metrics';
+import { BlockingPool } from './blocking-pool';
+import { KeyScan, mastersInOrder, nodeAddress } from './key-scan';
+import { slotGroups } from './keys';
 import {
   OperationTimeoutError,
   notReady,
@@ -24,6 +27,21 @@ export type ScriptRunner = (
   args: ScriptArg[],
   client: RedisClient,
 ) => Promise<unknown>;
+
+/** A server of the topology, as /redis/status lists it. */
+export interface RedisNode {
+  address: string;
+  role: 'master' | 'replica' | 'sentinel';
+  /** Cluster masters: how many hash slots they serve, in how many contiguous ranges. */
+  slots?: number;
+  slotRanges?: number;
+}
+
+/**
+ * How long past its BLOCK time a blocking command may take before its connection is presumed
+ * dead (half-open) and closed: ioredis has no deadline of its own that also frees the connection.
+ */
+export const BLOCKING_GRACE_MS = 1000;
 
 /** At most one READONLY-driven reconnect per connection in this interval. */
 const READONLY_RECONNECT_INTERVAL_MS = 2000;
@@ -109,11 +127,19 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
    * (RELIABILITY.md R-5, R-14).
    */
   readonly reads: RedisClient;
+  /** Dedicated connections for blocking reads and stream tails (redis.blockingPoolSize). */
+  readonly blocking: BlockingPool;
+  /**
+   * The one subscriber connection of this instance, shared by every pub/sub SSE client
+   * (ARCHITECTURE.md). Its owner resubscribes after a reconnect (autoResubscribe is off).
+   */
+  readonly subscriber: RedisClient;
 
   private readonly logger = new Logger(RedisManager.name);
   private readonly warning = new ThrottledWarning(this.logger);
   private readonly clients: { role: ConnectionRole; client: RedisClient }[] = [];
   private password: string;
+  private closing = false;
 
   constructor(
     private readonly config: AppConfig,
@@ -126,6 +152,18 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       : redis.password || urlCredential(redis.url, 'password');
     this.command = this.createClient('command', 'command');
     this.reads = this.createClient('command', 'reads');
+    this.subscriber = this.createClient('subscriber', 'subscriber');
+    this.blocking = new BlockingPool({
+      size: redis.blockingPoolSize,
+      connectTimeoutMs: redis.connectTimeoutMs,
+      create: () => this.buildClient('blocking', 'blocking'),
+      onChange: (inUse, open) => {
+        metrics.blockingInUse.set(inUse);
+        metrics.connections.set({ role: 'blocking' }, open);
+      },
+    });
+    metrics.blockingPoolSize.set(redis.blockingPoolSize);
+    metrics.blockingInUse.set(0);
     if (redis.passwordFile) {
       watchFile(redis.passwordFile, { interval: 1000 }, () => this.reloadPassword());
     }
@@ -151,7 +189,18 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
    * (503) when that connection is not ready, fails after redis.commandTimeoutMs at the latest
    * (504), records `redis_gateway_operations_*`, and turns every rejection into an AppError.
    */
-  async exec<T>(
+  exec<T>(
+    operation: string,
+    kind: OperationKind,
+    run: (client: RedisClient) => Promise<T>,
+    isMiss?: (result: T) => boolean,
+  ): Promise<T> {
+    return this.execOn(kind === 'read' ? this.reads : this.command, operation, kind, run, isMiss);
+  }
+
+  /** `exec` on a given connection (a lock node of `createNodeClient`, say). */
+  async execOn<T>(
+    client: RedisClient,
     operation: string,
     kind: OperationKind,
     run: (client: RedisClient) => Promise<T>,
@@ -159,7 +208,6 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   ): Promise<T> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
-    const client = kind === 'read' ? this.reads : this.command;
     if (client.status !== 'ready') {
       this.metrics.recordOperation(operation, 'error', seconds());
       throw notReady();
@@ -175,6 +223,56 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
         this.logger.error({ err: error, operation }, 'Redis operation failed');
       }
       throw translated;
+    }
+  }
+
+  /**
+   * Runs one blocking command on a connection of the blocking pool (503 when the pool is spent
+   * or Redis is down). The command gets BLOCK + BLOCKING_GRACE_MS to answer, else its connection
+   * is closed as half-open (504); when `signal` aborts (the HTTP client went away) the
+   * connection is closed at once, which also ends the block inside Redis.
+   */
+  async blockingExec<T>(
+    operation: string,
+    kind: OperationKind,
+    blockMs: number,
+    run: (client: RedisClient) => Promise<T>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    const started = performance.now();
+    const seconds = () => (performance.now() - started) / 1000;
+    let lease;
+    try {
+      lease = await this.blocking.lease();
+    } catch (error) {
+      this.metrics.recordOperation(operation, 'error', seconds());
+      throw error;
+    }
+    const { release } = lease;
+    const abandon = () => release(false);
+    signal?.addEventListener('abort', abandon, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        release(false);
+        reject(new OperationTimeoutError());
+      }, blockMs + BLOCKING_GRACE_MS);
+    });
+    const command = run(lease.client);
+    command.catch(() => undefined);
+    try {
+      const result = await Promise.race([command, deadline]);
+      release(true);
+      this.metrics.recordOperation(operation, 'ok', seconds());
+      return result;
+    } catch (error) {
+      // An error reply leaves the connection usable; anything else may have left it mid-command.
+      release(error instanceof Error && error.name === 'ReplyError');
+      this.metrics.recordOperation(operation, 'error', seconds());
+      throw translateRedisError(error, kind);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', abandon);
     }
   }
 
@@ -199,10 +297,99 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Loads a Lua script file named `<name>-<numberOfKeys>.lua` onto both command connections;
-   * with `buffers`, bulk replies come back as Buffers (binary-safe values).
+   * Runs a multi-key command whose reply holds one element per key (MGET): once for all keys,
+   * or in cluster mode once per hash slot (a command must not span slots there, CROSSSLOT),
+   * concurrently, the replies merged back into the order of `keys`. Atomic per slot only.
    */
-  defineScript(file: string, { buffers = false } = {}): ScriptRunner {
+  async eachSlot<T>(keys: string[], run: (keys: string[]) => Promise<T[]>): Promise<T[]> {
+    const groups = this.mode === 'cluster' ? slotGroups(keys) : [];
+    if (groups.length <= 1) {
+      return run(keys);
+    }
+    const replies = await Promise.all(groups.map((group) => run(group.map((i) => keys[i]))));
+    const merged = new Array<T>(keys.length);
+    groups.forEach((group, n) => group.forEach((index, at) => (merged[index] = replies[n][at])));
+    return merged;
+  }
+
+  /** `eachSlot` for a command that answers a count of keys (DEL, UNLINK, EXISTS): summed. */
+  async countEachSlot(keys: string[], run: (keys: string[]) => Promise<number>): Promise<number> {
+    const groups = this.mode === 'cluster' ? slotGroups(keys) : [];
+    if (groups.length <= 1) {
+      return run(keys);
+    }
+    const counts = await Promise.all(groups.map((group) => run(group.map((i) => keys[i]))));
+    return counts.reduce((sum, count) => sum + count, 0);
+  }
+
+  /**
+   * A keyspace-wide SCAN resumed from a cursor a previous page handed out (every master in
+   * cluster mode, one opaque cursor); a 400 when `cursor` is not one of this topology.
+   */
+  keyScan(cursor: string): KeyScan {
+    return KeyScan.from(cursor, this.mode === 'cluster');
+  }
+
+  /**
+   * The servers behind the command connections, from what the client already knows (no round
+   * trip): standalone, the server (`serverRole` is its INFO role); sentinel, the primary the
+   * reads connection is on and the configured Sentinels; cluster, every node of the slot map,
+   * masters with the slots they serve.
+   */
+  topology(serverRole: string | null): RedisNode[] {
+    const role = serverRole === 'slave' ? 'replica' : 'master';
+    const { reads } = this;
+    if (reads instanceof Cluster) {
+      const served = new Map<string, { slots: number; slotRanges: number }>();
+      let previous: string | undefined;
+      for (const owners of reads.slots) {
+        const owner = owners?.[0];
+        if (owner !== undefined) {
+          const entry = served.get(owner) ?? { slots: 0, slotRanges: 0 };
+          entry.slots += 1;
+          entry.slotRanges += owner === previous ? 0 : 1;
+          served.set(owner, entry);
+        }
+        previous = owner;
+      }
+      const masters = mastersInOrder(reads).map(({ address, node }) => ({
+        address,
+        role: 'master' as const,
+        ...(served.get(`${node.options.host}:${node.options.port}`) ?? {
+          slots: 0,
+          slotRanges: 0,
+        }),
+      }));
+      const replicas = reads
+        .nodes('slave')
+        .map((node) => ({ address: nodeAddress(node), role: 'replica' as const }))
+        .sort((a, b) => (a.address < b.address ? -1 : 1));
+      return [...masters, ...replicas];
+    }
+    if (this.mode === 'sentinel') {
+      const socket = reads.stream;
+      const host = socket?.remoteAddress ?? '';
+      const address = `${host.includes(':') ? `[${host}]` : host}:${socket?.remotePort ?? ''}`;
+      return [
+        { address, role },
+        ...this.config.redis.sentinels.map((sentinel) => ({
+          address: sentinel,
+          role: 'sentinel' as const,
+        })),
+      ];
+    }
+    return [{ address: nodeAddress(reads), role }];
+  }
+
+  /**
+   * Loads a Lua script file named `<name>-<numberOfKeys>.lua` onto both command connections
+   * (and onto `clients`, e.g. lock nodes); with `buffers`, bulk replies come back as Buffers
+   * (binary-safe values).
+   */
+  defineScript(
+    file: string,
+    { buffers = false, clients = [] as RedisClient[] } = {},
+  ): ScriptRunner {
     const match = /^(.+)-(\d+)\.lua$/.exec(basename(file));
     if (!match) {
       throw new Error(`Lua script file name must be <name>-<numberOfKeys>.lua: ${file}`);
@@ -210,7 +397,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     const name = match[1].replace(/-(\w)/g, (_, char: string) => char.toUpperCase());
     const numberOfKeys = Number(match[2]);
     const lua = readFileSync(file, 'utf8');
-    for (const client of [this.command, this.reads]) {
+    for (const client of [this.command, this.reads, ...clients]) {
       client.defineCommand(name, { numberOfKeys, lua });
     }
     const method = buffers ? `${name}Buffer` : name;
@@ -258,10 +445,42 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     return sections;
   }
 
+  /**
+   * A command connection to another, independent Redis server (a `locks.nodes` URL, with its
+   * credentials and db inside): the same fail-fast settings as the command connection, not
+   * counted in the connection gauges. Connected lazily; the caller connects and closes it.
+   */
+  createNodeClient(url: string, name: string): Redis {
+    const node: RedisConfig = {
+      ...this.config.redis,
+      mode: 'standalone',
+      url,
+      db: 0,
+      tls: { ...this.config.redis.tls, enabled: false },
+    };
+    const endpoint = this.endpoint(node);
+    const client = new Redis({
+      ...this.clientOptions('command', name),
+      ...endpoint,
+      tls: endpoint.tls,
+      username: urlCredential(url, 'username') || undefined,
+      password: urlCredential(url, 'password') || undefined,
+      sentinels: undefined,
+      name: undefined,
+      reconnectOnError: readOnlyReconnect(node, endpoint.host),
+    });
+    client.on('error', (error: Error) => {
+      this.warning.warn('Redis connection error', { connection: name, reason: error.message });
+    });
+    return client;
+  }
+
   async onApplicationShutdown(): Promise<void> {
+    this.closing = true;
     if (this.config.redis.passwordFile) {
       unwatchFile(this.config.redis.passwordFile);
     }
+    this.blocking.close();
     await Promise.all(
       this.clients.map(async ({ client }) => {
         if (client.status === 'wait' || client.status === 'end') {
@@ -279,21 +498,44 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   }
 
   private createClient(role: ConnectionRole, name: string): RedisClient {
+    const client = this.buildClient(role, name);
+    this.clients.push({ role, client });
+    this.watch(role, name, client);
+    return client;
+  }
+
+  /** A connection of this role; blocking ones are owned by the pool and never reconnect. */
+  private buildClient(role: ConnectionRole, name: string): RedisClient {
     const redis = this.config.redis;
     const options = this.clientOptions(role, name);
+    const reconnects = role !== 'blocking';
     const client =
       redis.mode === 'cluster'
         ? new Cluster(this.clusterNodes(), {
-            redisOptions: options,
+            // No auto-pipelining in cluster mode, or a slot migration fails requests (R-16):
+            // ioredis re-sends an auto-pipelined batch on MOVED/ASK only when every command in
+            // it got the same redirection and none that succeeded was a write, and a batch
+            // mixes slots; on the node connections it would defer the ASKING that must precede
+            // a redirected command, so the command bounces (MOVED, ASK, ...) until "Too many
+            // Cluster redirections". Without it each command follows its own redirection.
+            redisOptions: { ...options, enableAutoPipelining: false },
             enableOfflineQueue: false,
-            enableAutoPipelining: options.enableAutoPipelining,
-            clusterRetryStrategy: (attempt) => reconnectDelay(attempt, redis.retryMaxDelayMs),
+            enableAutoPipelining: false,
+            clusterRetryStrategy: (attempt) =>
+              reconnects ? reconnectDelay(attempt, redis.retryMaxDelayMs) : null,
             scaleReads: 'master',
             lazyConnect: true,
           } satisfies ClusterOptions)
         : new Redis(options);
-    this.clients.push({ role, client });
-    this.watch(role, name, client);
+    if (!reconnects) {
+      client.on('error', (error: Error) => {
+        this.warning.warn('Redis connection error', {
+          role,
+          connection: name,
+          reason: error.message,
+        });
+      });
+    }
     return client;
   }
 
@@ -311,6 +553,8 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       enableOfflineQueue: false,
       autoResendUnfulfilledCommands: false,
       enableAutoPipelining: role === 'command',
+      // Subscriptions are restored by their owner, which also tells its clients (Subscriptions).
+      autoResubscribe: false,
       commandTimeout: role === 'command' ? redis.commandTimeoutMs : undefined,
       socketTimeout: role === 'command' ? redis.socketTimeoutMs : undefined,
       connectTimeout: redis.connectTimeoutMs,
@@ -323,13 +567,19 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       // per request it rejects them at every close instead (MaxRetriesPerRequestError), so a
       // caller learns at once that a write's outcome is unknown (redis-errors.ts).
       maxRetriesPerRequest: 0,
-      retryStrategy: (attempt) => reconnectDelay(attempt, redis.retryMaxDelayMs),
+      retryStrategy: (attempt) =>
+        role === 'blocking' ? null : reconnectDelay(attempt, redis.retryMaxDelayMs),
       reconnectOnError: readOnlyReconnect(redis, endpoint.host),
     };
     if (redis.mode === 'sentinel') {
       options.sentinels = redis.sentinels.map(hostPort);
       options.name = redis.sentinelName;
       options.sentinelRetryStrategy = (attempt) => reconnectDelay(attempt, redis.retryMaxDelayMs);
+      // Sentinel demotes a primary that is still up (SENTINEL FAILOVER, a healed partition) only
+      // seconds after naming the new one; meanwhile a connection would go on writing to the old
+      // one, which drops those acknowledged writes when it resyncs (R-15, measured). Sentinel's
+      // +switch-master closes the connection at once, and it reconnects to the new primary.
+      options.failoverDetector = true;
     }
     return options;
   }
@@ -386,6 +636,19 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
         reason: error.message,
       });
     });
+    if (this.mode === 'sentinel') {
+      // ioredis 6.0.0 ends a Sentinel connection for good when a connect attempt is cut short:
+      // the failover detector of its previous connection, not cleaned up when that one was
+      // lost, fires on +switch-master while it resolves the new primary (measured, R-15).
+      client.on('end', () => {
+        const restart = () => {
+          if (!this.closing && client.status === 'end') {
+            client.connect().catch(() => undefined);
+          }
+        };
+        setTimeout(restart, reconnectDelay(1, this.config.redis.retryMaxDelayMs)).unref();
+      });
+    }
   }
 
   private readPasswordFile(): string {
@@ -409,6 +672,20 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     }
     this.logger.log('Redis password reloaded from its file');
   }
+}
+
+/**
+ * A command by name with binary-safe (Buffer) replies. ioredis 6.0.0's own `callBuffer` sends
+ * its second argument as the command name under auto-pipelining, so this calls the command's
+ * `<name>Buffer` method instead.
+ */
+export function callBuffer(
+  client: RedisClient,
+  command: string,
+  ...args: ScriptArg[]
+): Promise<unknown> {
+  const methods = client as unknown as Record<string, (...args: ScriptArg[]) => Promise<unknown>>;
+  return methods[`${command.toLowerCase()}Buffer`].apply(client, args);
 }
 
 /** The replies of a MULTI/EXEC, or the first error among them. */

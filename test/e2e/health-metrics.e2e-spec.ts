@@ -52,6 +52,7 @@ describe('health, status and metrics', () => {
     expect(body.redis.usedMemoryBytes).toBeGreaterThan(0);
     expect(body.redis.connectedClients).toBeGreaterThanOrEqual(1);
     expect(typeof body.redis.keyspace).toBe('object');
+    expect(body.redis.nodes).toEqual([{ address: `127.0.0.1:${redis.port}`, role: 'master' }]);
     expect(body.gateway.uptimeS).toBeGreaterThanOrEqual(0);
   });
 
@@ -112,7 +113,7 @@ describe('health, status and metrics', () => {
       expect(status.json()).toMatchObject({
         status: 'down',
         latencyMs: null,
-        redis: { mode: 'standalone', version: null, keyspace: null },
+        redis: { mode: 'standalone', version: null, keyspace: null, nodes: [] },
         gateway: { version: '0.1.0' },
       });
       const metrics = (await t.call('GET', '/metrics')).body;

@@ -26,6 +26,12 @@ describe('key-value API', () => {
     t.call('GET', at(name), { token: t.tokens.read, query });
   const raw = (name: string) => t.redis.getBuffer(t.prefix + name);
 
+  it('runs on the Redis topology of its test project (standalone, sentinel or cluster)', async () => {
+    const status = await t.call('GET', '/redis/status', { token: t.tokens.read });
+    expect(status.statusCode).toBe(200);
+    expect(status.json().redis).toMatchObject({ mode: t.topology, role: 'master' });
+  });
+
   describe('GET /redis/kv/{key} and PUT /redis/kv/{key}', () => {
     it('stores a value under the key prefix and reads it back with its TTL', async () => {
       const written = await put('user:1', { value: 'Ada' });
@@ -78,6 +84,12 @@ describe('key-value API', () => {
       expect((await get('bin', { encoding: 'base64' })).json().value).toBe(
         bytes.toString('base64'),
       );
+    });
+
+    it('keeps a leading byte order mark (U+FEFF) of a text value', async () => {
+      expect((await put('bom', { value: '\uFEFFtext' })).statusCode).toBe(200);
+      expect((await raw('bom'))?.toString('hex')).toBe('efbbbf74657874');
+      expect((await get('bom')).json().value).toBe('\uFEFFtext');
     });
 
     it('refuses to return bytes that are not UTF-8 as text (406 NOT_UTF8)', async () => {
@@ -251,7 +263,9 @@ describe('key-value API', () => {
       });
       expect(response.statusCode).toBe(200);
       expect(response.json()).toEqual({ deleted: 2 });
-      expect(await t.redis.exists(`${t.prefix}d1`, `${t.prefix}d2`)).toBe(0);
+      // One key per EXISTS: in a cluster the two keys may live on different masters.
+      expect(await t.redis.exists(`${t.prefix}d1`)).toBe(0);
+      expect(await t.redis.exists(`${t.prefix}d2`)).toBe(0);
     });
 
     it('bounds the batch by limits.maxBatchKeys (400) and refuses an empty one', async () => {

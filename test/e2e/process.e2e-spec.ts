@@ -83,6 +83,14 @@ describe('the service process (dist/main.js)', () => {
 
   it('on SIGTERM finishes in-flight requests, closes Redis and exits 0 (R-18)', async () => {
     const service = await ServiceProcess.start(serviceEnv());
+    try {
+      await stopsGracefully(service);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  async function stopsGracefully(service: ServiceProcess): Promise<void> {
     await service.listening();
     const token = await issuer.token({});
     const control = redis.client();
@@ -90,8 +98,8 @@ describe('the service process (dist/main.js)', () => {
       String(await control.call('CLIENT', 'LIST'))
         .split('\n')
         .filter((line) => line.includes('name=redis-gateway')).length;
-    // The command connections: one for writes, one for reads.
-    expect(await gatewayClients()).toBe(2);
+    // The command connections (one for writes, one for reads) and the pub/sub subscriber.
+    await eventually(async () => expect(await gatewayClients()).toBe(3));
 
     // Redis stalls for 600 ms, so this request is in flight when the signal arrives.
     const stall = redis.client();
@@ -112,5 +120,5 @@ describe('the service process (dist/main.js)', () => {
     expect(await control.get('proc:slow')).toBe('finished');
     expect(await gatewayClients()).toBe(0);
     await expect(fetch(`${service.baseUrl}/healthz`)).rejects.toThrow();
-  });
+  }
 });

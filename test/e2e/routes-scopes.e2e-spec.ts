@@ -24,6 +24,13 @@ const EXPECTED_ACCESS = `
 GET     /healthz                     public
 GET     /metrics                     public
 GET     /readyz                      public
+DELETE  /redis/hashes/:key                    redis:write
+GET     /redis/hashes/:key                    redis:read
+PUT     /redis/hashes/:key                    redis:write
+POST    /redis/hashes/:key/_mget              redis:read
+DELETE  /redis/hashes/:key/fields/:field      redis:write
+GET     /redis/hashes/:key/fields/:field      redis:read
+POST    /redis/hashes/:key/fields/:field/incr redis:write
 GET     /redis/kv                    redis:read
 POST    /redis/kv                    redis:write
 DELETE  /redis/kv/:key               redis:write
@@ -35,7 +42,28 @@ GET     /redis/kv/:key/ttl           redis:read
 PUT     /redis/kv/:key/ttl           redis:write
 POST    /redis/kv/_delete            redis:write
 POST    /redis/kv/_mget              redis:read
+DELETE  /redis/locks/:name           redis:write
+GET     /redis/locks/:name           redis:read
+POST    /redis/locks/:name           redis:write
+POST    /redis/locks/:name/extend    redis:write
+GET     /redis/pubsub/channels/:channel/events       redis:read
+POST    /redis/pubsub/channels/:channel/messages     redis:write
+GET     /redis/pubsub/patterns/:pattern/events       redis:read
 GET     /redis/status                redis:read
+GET     /redis/streams/:key                          redis:read
+GET     /redis/streams/:key/entries                  redis:read
+POST    /redis/streams/:key/entries                  redis:write
+DELETE  /redis/streams/:key/entries/:id              redis:write
+GET     /redis/streams/:key/events                   redis:read
+GET     /redis/streams/:key/groups                   redis:read
+POST    /redis/streams/:key/groups                   redis:write
+DELETE  /redis/streams/:key/groups/:group            redis:write
+POST    /redis/streams/:key/groups/:group/ack        redis:write
+POST    /redis/streams/:key/groups/:group/claim      redis:write
+GET     /redis/streams/:key/groups/:group/pending    redis:read
+POST    /redis/streams/:key/groups/:group/read       redis:write
+POST    /redis/streams/:key/trim                     redis:write
+POST    /redis/tickets                               redis:read
 `;
 
 const NOT_ANNOTATED = 'NOT ANNOTATED (refused for everyone)';

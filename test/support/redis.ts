@@ -17,6 +17,11 @@ export interface RedisServerOptions {
   /** Extra redis-server arguments, e.g. ['--appendonly', 'yes', '--appendfsync', 'always']. */
   args?: string[];
   port?: number;
+  /**
+   * Run as a Sentinel: writes its configuration file into the server's directory and returns
+   * its path (Sentinel rewrites that file, so it must be its own).
+   */
+  sentinel?: (dir: string) => string;
 }
 
 /**
@@ -31,12 +36,13 @@ export class RedisServer {
     readonly port: number,
     readonly dir: string,
     private readonly args: string[],
+    private readonly sentinelConfig?: string,
   ) {}
 
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const port = options.port ?? (await freePort());
     const dir = mkdtempSync(join(tmpdir(), 'redis-gateway-test-'));
-    const server = new RedisServer(port, dir, options.args ?? []);
+    const server = new RedisServer(port, dir, options.args ?? [], options.sentinel?.(dir));
     await server.launch();
     return server;
   }
@@ -53,21 +59,23 @@ export class RedisServer {
   async launch(): Promise<void> {
     const child = spawn(
       'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'no',
-        '--dir',
-        this.dir,
-        '--enable-debug-command',
-        'local',
-        ...this.args,
-      ],
+      this.sentinelConfig
+        ? [this.sentinelConfig, '--sentinel']
+        : [
+            '--port',
+            String(this.port),
+            '--bind',
+            '127.0.0.1',
+            '--save',
+            '',
+            '--appendonly',
+            'no',
+            '--dir',
+            this.dir,
+            '--enable-debug-command',
+            'local',
+            ...this.args,
+          ],
       { stdio: 'ignore' },
     );
     running.add(child);
@@ -121,6 +129,19 @@ export class RedisServer {
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(signal);
     await exited;
+  }
+}
+
+/** A private redis-server for one test, stopped (SIGKILL, directory removed) however it ends. */
+export async function withRedisServer(
+  run: (server: RedisServer) => Promise<void>,
+  options: RedisServerOptions = {},
+): Promise<void> {
+  const server = await RedisServer.start(options);
+  try {
+    await run(server);
+  } finally {
+    await server.stop();
   }
 }
 

@@ -1,4 +1,4 @@
-import { ApiProperty, getSchemaPath } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional, getSchemaPath } from '@nestjs/swagger';
 import { REDIS_MODES, type RedisMode } from '../../config/app-config';
 
 export class HealthDto {
@@ -12,6 +12,28 @@ export class KeyspaceDbDto {
   @ApiProperty() avgTtl!: number;
 }
 
+export class RedisNodeDto {
+  @ApiProperty({ description: 'host:port', example: '10.0.0.5:6379' })
+  address!: string;
+
+  @ApiProperty({
+    enum: ['master', 'replica', 'sentinel'],
+    description:
+      'standalone: the server; sentinel: the primary the gateway is connected to and the ' +
+      'configured Sentinels; cluster: every node of the slot map',
+  })
+  role!: 'master' | 'replica' | 'sentinel';
+
+  @ApiPropertyOptional({ description: 'Cluster masters: the hash slots they serve', example: 5461 })
+  slots?: number;
+
+  @ApiPropertyOptional({
+    description: 'Cluster masters: in how many contiguous slot ranges',
+    example: 1,
+  })
+  slotRanges?: number;
+}
+
 export class RedisInfoDto {
   @ApiProperty({ type: String, nullable: true, example: '7.0.15' })
   version!: string | null;
@@ -19,8 +41,19 @@ export class RedisInfoDto {
   @ApiProperty({ enum: REDIS_MODES })
   mode!: RedisMode;
 
-  @ApiProperty({ type: String, nullable: true, example: 'master' })
+  @ApiProperty({
+    type: String,
+    nullable: true,
+    example: 'master',
+    description: 'INFO role of the server answering (cluster: one of the masters)',
+  })
   role!: string | null;
+
+  @ApiProperty({
+    type: [RedisNodeDto],
+    description: 'The servers of the topology; empty while Redis is down',
+  })
+  nodes!: RedisNodeDto[];
 
   @ApiProperty({ type: Number, nullable: true })
   usedMemoryBytes!: number | null;

@@ -120,10 +120,18 @@ export class ListKeysQuery extends EncodingOption {
   @IsString()
   prefix?: string;
 
-  @ApiPropertyOptional({ description: 'Cursor from the previous page; "0" or absent to start' })
+  @ApiPropertyOptional({
+    description:
+      'The `cursor` of the previous page, as it came (an opaque token: its form depends on the ' +
+      'Redis topology and may change); "0" or absent to start',
+    pattern: '^[0-9A-Za-z_-]{1,64}$',
+    example: '0',
+  })
   @NotWith('key')
   @IsOptional()
-  @Matches(/^\d{1,20}$/, { message: 'cursor must be a cursor returned by a previous page' })
+  @Matches(/^[0-9A-Za-z_-]{1,64}$/, {
+    message: 'cursor must be a cursor returned by a previous page',
+  })
   cursor?: string;
 
   @ApiPropertyOptional({

@@ -26,7 +26,12 @@ export class KeyListDto {
   @ApiProperty({ type: [String] })
   keys!: string[];
 
-  @ApiProperty({ description: 'Pass it back for the next page; "0" when done', example: '0' })
+  @ApiProperty({
+    description:
+      'Pass it back as it is for the next page (an opaque token; in cluster mode it spans every ' +
+      'master); "0" when done',
+    example: '0',
+  })
   cursor!: string;
 }
 

@@ -1,0 +1,201 @@
+import { join } from 'node:path';
+import { Injectable } from '@nestjs/common';
+import type { Principal } from '../auth/principal';
+import { ValueCodec, type Encoding } from '../common/value-codec';
+import { AppConfig } from '../config/app-config';
+import { AppError, type FieldError } from '../errors/app-error';
+import type { IncrDto } from '../kv/dto/kv-requests.dto';
+import { Keyspace } from '../redis/keys';
+import { RedisManager, type ScriptArg, type ScriptRunner } from '../redis/redis-manager';
+import type { HashMgetDto, PutHashDto } from './dto/hash-requests.dto';
+import type { HashAddedDto, HashCounterDto, HashDto, HashFieldDto } from './dto/hash-responses.dto';
+
+/**
+ * The hash API of API.md: whole hashes, single fields, HMGET, a merging HSET with an optional
+ * TTL, and HINCRBY. Field names are validated like every name, but only the key is authorised
+ * against the token's key patterns: fields are inside a key the caller may use.
+ */
+@Injectable()
+export class HashesService {
+  private readonly codec: ValueCodec;
+  private readonly hgetallBytes: ScriptRunner;
+  private readonly hsetExpire: ScriptRunner;
+  private readonly deleteHash: ScriptRunner;
+  private readonly hincrChecked: ScriptRunner;
+
+  constructor(
+    private readonly redis: RedisManager,
+    private readonly keyspace: Keyspace,
+    private readonly config: AppConfig,
+  ) {
+    this.codec = new ValueCodec(config.limits.maxValueBytes);
+    this.hgetallBytes = redis.defineScript(join(__dirname, 'scripts', 'hgetall-bytes-1.lua'), {
+      buffers: true,
+    });
+    this.hsetExpire = redis.defineScript(join(__dirname, 'scripts', 'hset-expire-1.lua'));
+    this.deleteHash = redis.defineScript(join(__dirname, 'scripts', 'delete-hash-1.lua'));
+    this.hincrChecked = redis.defineScript(join(__dirname, 'scripts', 'hincr-checked-1.lua'));
+  }
+
+  /** Every field of a hash (HGETALL); stored field names must be UTF-8 like every name. */
+  async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<HashDto> {
+    const key = this.hashKey(principal, name);
+    const reply = await this.redis.exec(
+      'hashes.get',
+      'read',
+      (client) => this.hgetallBytes([key], [], client) as Promise<Buffer[]>,
+      (pairs) => pairs.length === 0,
+    );
+    if (reply.length === 0) {
+      throw AppError.notFound('The hash');
+    }
+    const fields: [string, string][] = [];
+    for (let index = 0; index < reply.length; index += 2) {
+      fields.push([this.fieldName(reply[index]), this.codec.encode(reply[index + 1], encoding)]);
+    }
+    return { key: name, fields: Object.fromEntries(fields), encoding };
+  }
+
+  async getField(
+    principal: Principal,
+    name: string,
+    field: string,
+    encoding: Encoding = 'utf8',
+  ): Promise<HashFieldDto> {
+    const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
+    const bytes = await this.redis.exec(
+      'hashes.get_field',
+      'read',
+      (client) => client.hgetBuffer(key, field),
+      (value) => value === null,
+    );
+    if (bytes === null) {
+      throw AppError.notFound('The hash or the field');
+    }
+    return { key: name, field, value: this.codec.encode(bytes, encoding), encoding };
+  }
+
+  /** The values of many fields (HMGET); only the fields that exist appear in the answer. */
+  async mget(principal: Principal, name: string, body: HashMgetDto): Promise<HashDto> {
+    this.checkCount(body.fields.length);
+    const named = body.fields.map((field, index): [string, string] => [`fields[${index}]`, field]);
+    const key = this.hashKey(principal, name, this.fieldProblems(named));
+    const values = await this.redis.exec('hashes.mget', 'read', (client) =>
+      client.hmgetBuffer(key, ...body.fields),
+    );
+    const hits = body.fields.flatMap((field, index) => {
+      const bytes = values[index];
+      return bytes === null ? [] : [[field, this.codec.encode(bytes, body.encoding)] as const];
+    });
+    return { key: name, fields: Object.fromEntries(hits), encoding: body.encoding ?? 'utf8' };
+  }
+
+  /** Merges fields into the hash (HSET), and sets its expiry in the same step when asked. */
+  async put(principal: Principal, name: string, body: PutHashDto): Promise<HashAddedDto> {
+    const entries = Object.entries(body.fields);
+    this.checkCount(entries.length);
+    // An invalid name is not echoed back (it may be long or unprintable): one error per rule.
+    const problems = new Set(entries.flatMap(([field]) => this.keyspace.nameProblem(field) ?? []));
+    const key = this.hashKey(
+      principal,
+      name,
+      [...problems].map((problem) => ({ field: 'fields', message: `field names ${problem}` })),
+    );
+    const args: ScriptArg[] = [body.ttl ?? 0];
+    for (const [field, value] of entries) {
+      args.push(field, this.codec.decode(value, body.encoding, `fields.${field}`));
+    }
+    const added = await this.redis.exec(
+      'hashes.put',
+      'write',
+      (client) => this.hsetExpire([key], args, client) as Promise<number>,
+    );
+    return { key: name, added };
+  }
+
+  /** Deletes the key only when it holds a hash (409 WRONG_TYPE otherwise, nothing deleted). */
+  async delete(principal: Principal, name: string): Promise<void> {
+    const key = this.hashKey(principal, name);
+    const deleted = await this.redis.exec(
+      'hashes.delete',
+      'write',
+      (client) => this.deleteHash([key], [], client) as Promise<number>,
+      (n) => n === 0,
+    );
+    if (deleted === 0) {
+      throw AppError.notFound('The hash');
+    }
+  }
+
+  async deleteField(principal: Principal, name: string, field: string): Promise<void> {
+    const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
+    const deleted = await this.redis.exec(
+      'hashes.delete_field',
+      'write',
+      (client) => client.hdel(key, field),
+      (n) => n === 0,
+    );
+    if (deleted === 0) {
+      throw AppError.notFound('The hash or the field');
+    }
+  }
+
+  /** HINCRBY for an integer `by`, HINCRBYFLOAT otherwise; out-of-range results are refused. */
+  async incr(
+    principal: Principal,
+    name: string,
+    field: string,
+    body: IncrDto,
+  ): Promise<HashCounterDto> {
+    const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
+    const by = body.by ?? 1;
+    const value = await this.redis.exec('hashes.incr', 'write', (client) =>
+      this.hincrChecked([key], [field, String(by), Number.isInteger(by) ? 'int' : 'float'], client),
+    );
+    return { key: name, field, value: Number(value) };
+  }
+
+  /**
+   * Validates the key together with the field names (a 400 lists every bad one), then
+   * authorises the key alone (403) and returns the Redis key.
+   */
+  private hashKey(principal: Principal, name: string, fieldErrors: FieldError[] = []): string {
+    const keyProblem = this.keyspace.nameProblem(name);
+    const errors = keyProblem
+      ? [{ field: 'key', message: keyProblem }, ...fieldErrors]
+      : fieldErrors;
+    if (errors.length > 0) {
+      throw AppError.validation(errors);
+    }
+    return this.keyspace.key(principal, name);
+  }
+
+  /** Validation errors for field names given as [where, name]: the same rules as for keys. */
+  private fieldProblems(named: [where: string, field: string][]): FieldError[] {
+    return named.flatMap(([where, field]) => {
+      const problem = this.keyspace.nameProblem(field);
+      return problem ? [{ field: where, message: problem }] : [];
+    });
+  }
+
+  private checkCount(count: number): void {
+    const { maxBatchKeys } = this.config.limits;
+    if (count === 0 || count > maxBatchKeys) {
+      throw AppError.validation([
+        { field: 'fields', message: `fields must hold 1 to ${maxBatchKeys} fields` },
+      ]);
+    }
+  }
+
+  /** A stored field name: names are UTF-8 text, so other bytes are refused, never mangled. */
+  private fieldName(bytes: Buffer): string {
+    try {
+      return this.codec.encode(bytes, 'utf8');
+    } catch {
+      throw new AppError(
+        'NOT_UTF8',
+        'A field name in the hash is not valid UTF-8 text; binary field names are not supported.',
+      );
+    }
+  }
+}

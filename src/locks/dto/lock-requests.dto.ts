@@ -1,0 +1,67 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+
+/** The shortest lease: below it the clock-drift allowance leaves no validity to speak of. */
+export const MIN_TTL_MS = 10;
+export const MIN_RETRY_DELAY_MS = 10;
+export const MAX_RETRY_DELAY_MS = 10000;
+export const DEFAULT_RETRY_DELAY_MS = 200;
+/** A lock token: 128 random bits as 32 lower-case hex digits. */
+export const LOCK_TOKEN_PATTERN = /^[0-9a-f]{32}$/;
+
+const ttlDescription = `Lease in milliseconds (${MIN_TTL_MS} up to locks.maxTtlMs, 300000 by default)`;
+
+export class AcquireLockDto {
+  @ApiProperty({
+    type: 'integer',
+    minimum: MIN_TTL_MS,
+    description: ttlDescription,
+    example: 30000,
+  })
+  @IsInt()
+  @Min(MIN_TTL_MS)
+  ttlMs!: number;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    description:
+      'How long to keep trying while another owner holds the lock, in milliseconds (0, the default: one attempt; at most limits.maxBlockMs)',
+    example: 5000,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(0)
+  waitMs?: number;
+
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: MIN_RETRY_DELAY_MS,
+    maximum: MAX_RETRY_DELAY_MS,
+    description: `Mean pause between attempts while waiting, in milliseconds (${DEFAULT_RETRY_DELAY_MS} by default); each pause is jittered by ±50 %`,
+  })
+  @IsOptional()
+  @IsInt()
+  @Min(MIN_RETRY_DELAY_MS)
+  @Max(MAX_RETRY_DELAY_MS)
+  retryDelayMs?: number;
+}
+
+export class ExtendLockDto {
+  @ApiProperty({
+    description: 'The owner token the acquisition answered',
+    example: '9f86d081884c7d659a2feaa0c55ad015',
+  })
+  @Matches(LOCK_TOKEN_PATTERN, { message: 'token must be a lock token (32 hex digits)' })
+  token!: string;
+
+  @ApiProperty({
+    type: 'integer',
+    minimum: MIN_TTL_MS,
+    description: `New lease from now: ${ttlDescription}`,
+    example: 30000,
+  })
+  @IsInt()
+  @Min(MIN_TTL_MS)
+  ttlMs!: number;
+}

@@ -1,0 +1,9 @@
+import type { RedisClusterSet } from '../topology';
+
+interface ClusterGlobals {
+  matrixClusterSet?: RedisClusterSet;
+}
+
+export default async function clusterGlobalTeardown(): Promise<void> {
+  await (globalThis as ClusterGlobals).matrixClusterSet?.stop();
+}
