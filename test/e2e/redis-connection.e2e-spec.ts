@@ -204,6 +204,7 @@ describe('connecting to Redis', () => {
       try {
         expect(await roundTrip(t, 'over-tls')).toBe(200);
         expect(await server.client().get(`${t.prefix}over-tls`)).toBe('over-tls');
+        expect(await t.redis.get(`${t.prefix}over-tls`)).toBe('over-tls');
       } finally {
         await t.close();
       }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { createApp } from '../../src/app.factory';
 import type { AppConfig } from '../../src/config/app-config';
@@ -8,12 +9,25 @@ import { loadConfig, merge, type DeepPartial } from '../../src/config/config.loa
 import { LocalIssuer, type TokenRequest } from '../../src/dev/local-issuer';
 import { SCOPES } from '../../src/auth/scopes';
 import { eventually } from './ports';
+import {
+  CLUSTER_NODES_ENV,
+  SENTINEL_NAME_ENV,
+  SENTINELS_ENV,
+  nodesFrom,
+  testTopology,
+  type Topology,
+} from './matrix/env';
 
 export type Response = LightMyRequestResponse;
 
 export interface TestAppOptions {
-  /** Redis to use; the suite's shared one by default. */
+  /**
+   * A standalone Redis to use. Without it the app uses the matrix topology of this test file
+   * (TEST_TOPOLOGY): the shared standalone Redis, the Sentinel set or the cluster.
+   */
   redisUrl?: string;
+  /** A Sentinel set to use (sentinel mode) instead of the matrix topology. */
+  sentinel?: { nodes: string[]; name: string };
   /** Settings layered over the test defaults. */
   config?: DeepPartial<AppConfig>;
   /** An issuer to share; one is started (and closed) for this app when absent. */
@@ -42,6 +56,89 @@ export function uniquePrefix(): string {
   return `t:${randomUUID().slice(0, 8)}:`;
 }
 
+/** A direct client to the app's Redis: one server, the Sentinels' primary, or a cluster. */
+export type DirectClient = Redis | Cluster;
+
+function hostPort(entry: string): { host: string; port: number } {
+  const index = entry.lastIndexOf(':');
+  return { host: entry.slice(0, index), port: Number(entry.slice(index + 1)) };
+}
+
+/** Where an app's Redis is: a standalone URL, a Sentinel set, or a cluster's masters. */
+type Target =
+  | { topology: 'standalone'; url: string; caFile?: string }
+  | { topology: 'sentinel'; sentinels: string[]; name: string }
+  | { topology: 'cluster'; nodes: string[] };
+
+/** The Redis of an app: explicit options first, else the matrix topology of this test file. */
+function targetOf(options: TestAppOptions): Target {
+  const url = options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  if (options.sentinel) {
+    return { topology: 'sentinel', sentinels: options.sentinel.nodes, name: options.sentinel.name };
+  }
+  const topology = options.redisUrl ? 'standalone' : testTopology();
+  switch (topology) {
+    case 'standalone':
+      return { topology, url, caFile: options.config?.redis?.tls?.caFile };
+    case 'sentinel':
+      return {
+        topology,
+        sentinels: nodesFrom(SENTINELS_ENV),
+        name: process.env[SENTINEL_NAME_ENV] ?? 'mymaster',
+      };
+    case 'cluster':
+      return { topology, nodes: nodesFrom(CLUSTER_NODES_ENV) };
+  }
+}
+
+/** The redis settings and a direct client for a target. */
+function targetRedis(target: Target): {
+  redis: DeepPartial<AppConfig['redis']>;
+  client: DirectClient;
+} {
+  let redis: DeepPartial<AppConfig['redis']>;
+  let client: DirectClient;
+  switch (target.topology) {
+    case 'standalone':
+      redis = { url: target.url };
+      // Trusting what the app trusts: an untrusted TLS client would retry its failing
+      // handshake against the server under test all along.
+      client = new Redis(target.url, {
+        maxRetriesPerRequest: 1,
+        ...(target.caFile && { tls: { ca: readFileSync(target.caFile) } }),
+      });
+      break;
+    case 'sentinel': {
+      const { sentinels, name } = target;
+      redis = { mode: 'sentinel', url: '', sentinels, sentinelName: name };
+      client = new Redis({ sentinels: sentinels.map(hostPort), name, maxRetriesPerRequest: 1 });
+      break;
+    }
+    case 'cluster': {
+      const clusterNodes = target.nodes;
+      redis = { mode: 'cluster', url: '', clusterNodes };
+      client = new Cluster(clusterNodes.map(hostPort), {
+        redisOptions: { maxRetriesPerRequest: 1 },
+      });
+      break;
+    }
+  }
+  client.on('error', () => undefined);
+  return { redis, client };
+}
+
+/** Every key matching `match` on one server (SCAN, so it works on any node of any topology). */
+async function scanAll(node: Redis, match: string): Promise<string[]> {
+  const keys = new Set<string>();
+  let cursor = '0';
+  do {
+    const [next, page] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    page.forEach((key) => keys.add(key));
+    cursor = next;
+  } while (cursor !== '0');
+  return [...keys];
+}
+
 /**
  * The real application (createApp, as production builds it) against a real Redis and a real
  * local OIDC issuer, with helpers for tokens, requests and direct Redis assertions.
@@ -59,8 +156,13 @@ export class TestApp {
     readonly config: AppConfig,
     readonly issuer: LocalIssuer,
     private readonly ownsIssuer: boolean,
-    /** A direct client to the same Redis, for assertions (keys include the prefix). */
-    readonly redis: Redis,
+    /**
+     * A direct client to the same Redis, for assertions (keys include the prefix): a
+     * Sentinel-aware client of the primary in sentinel mode, a cluster client in cluster mode.
+     */
+    readonly redis: DirectClient,
+    /** The topology this app runs on. */
+    readonly topology: Topology,
     tokens: TestApp['tokens'],
   ) {
     this.tokens = tokens;
@@ -68,9 +170,33 @@ export class TestApp {
 
   static async create(options: TestAppOptions = {}): Promise<TestApp> {
     const issuer = options.issuer ?? (await LocalIssuer.start());
-    const redisUrl = options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    const target = targetOf(options);
+    const { topology } = target;
+    const { redis: redisConfig, client: redis } = targetRedis(target);
+    try {
+      return await TestApp.build(options, issuer, redisConfig, redis, topology);
+    } catch (error) {
+      redis.disconnect();
+      if (!options.issuer) {
+        await issuer.close();
+      }
+      throw error;
+    }
+  }
+
+  private static async build(
+    options: TestAppOptions,
+    issuer: LocalIssuer,
+    redisConfig: DeepPartial<AppConfig['redis']>,
+    redis: DirectClient,
+    topology: Topology,
+  ): Promise<TestApp> {
+    if (redis instanceof Cluster && (options.ready ?? true)) {
+      // A cluster client knows its masters (servers()) once it has the slot map.
+      await redis.ping();
+    }
     const defaults = {
-      redis: { url: redisUrl, keyPrefix: uniquePrefix() },
+      redis: { ...redisConfig, keyPrefix: uniquePrefix() },
       auth: { issuer: issuer.url, audience: issuer.audience },
       log: { level: options.captureLogs ? 'info' : 'silent' },
       server: { port: 0, host: '127.0.0.1' },
@@ -89,27 +215,30 @@ export class TestApp {
       issuer.token({ scopes: [SCOPES.read, SCOPES.write] }),
       issuer.token({ scopes: [] }),
     ]);
-    const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
-    redis.on('error', () => undefined);
-    const testApp = new TestApp(app, config, issuer, !options.issuer, redis, {
+    const testApp = new TestApp(app, config, issuer, !options.issuer, redis, topology, {
       read,
       write,
       both,
       none,
     });
     testApp.logs = logs;
-    if (options.ready ?? true) {
-      await eventually(async () => {
-        const { statusCode } = await testApp.call('GET', '/readyz');
-        if (statusCode !== 200) {
-          throw new Error(`not ready: /readyz ${statusCode}`);
-        }
-      }, 10000);
-    }
-    if (options.listen) {
-      await app.listen({ port: 0, host: '127.0.0.1' });
-      testApp.baseUrl = await app.getUrl();
-      testApp.baseUrl = testApp.baseUrl.replace('[::1]', '127.0.0.1');
+    try {
+      if (options.ready ?? true) {
+        await eventually(async () => {
+          const { statusCode } = await testApp.call('GET', '/readyz');
+          if (statusCode !== 200) {
+            throw new Error(`not ready: /readyz ${statusCode}`);
+          }
+        }, 10000);
+      }
+      if (options.listen) {
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        testApp.baseUrl = await app.getUrl();
+        testApp.baseUrl = testApp.baseUrl.replace('[::1]', '127.0.0.1');
+      }
+    } catch (error) {
+      await app.close();
+      throw error;
     }
     return testApp;
   }
@@ -148,10 +277,25 @@ export class TestApp {
     });
   }
 
-  /** Keys of this app in Redis, without the prefix. */
+  /** The servers holding the data: every master of a cluster, else the one (primary) server. */
+  servers(): Redis[] {
+    return this.redis instanceof Cluster ? this.redis.nodes('master') : [this.redis];
+  }
+
+  /** A new direct client like `redis` (to subscribe with, say); the caller disconnects it. */
+  duplicateRedis(): DirectClient {
+    const copy = this.redis instanceof Cluster ? this.redis.duplicate() : this.redis.duplicate();
+    copy.on('error', () => undefined);
+    return copy;
+  }
+
+  /** Keys of this app in Redis, without the prefix (from every master of a cluster). */
   async storedKeys(): Promise<string[]> {
-    const keys = await this.redis.keys(`${this.prefix}*`);
-    return keys.map((key) => key.slice(this.prefix.length)).sort();
+    const keys = await Promise.all(this.servers().map((node) => scanAll(node, `${this.prefix}*`)));
+    return keys
+      .flat()
+      .map((key) => key.slice(this.prefix.length))
+      .sort();
   }
 
   async close(): Promise<void> {
