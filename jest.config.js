@@ -28,9 +28,6 @@ const base = {
  */
 const suites = (names) => names.map((suite) => `<rootDir>/test/e2e/${suite}.e2e-spec.ts`);
 const matrix = suites(['kv', 'hashes', 'streams', 'streams-events', 'pubsub', 'locks']);
-// Not yet pubsub on the cluster: its suite counts `receivers` and subscriptions as one node
-// sees them (in a cluster they are node-local); test/e2e/topology-cluster covers pub/sub there.
-const clusterMatrix = suites(['kv', 'hashes', 'streams', 'streams-events', 'locks']);
 
 /** @type {import('jest').Config} */
 module.exports = {
@@ -53,7 +50,7 @@ module.exports = {
     {
       ...base,
       displayName: 'cluster',
-      testMatch: clusterMatrix,
+      testMatch: matrix,
       globalSetup: '<rootDir>/test/support/matrix/cluster.global-setup.ts',
       globalTeardown: '<rootDir>/test/support/matrix/cluster.global-teardown.ts',
       setupFiles: ['<rootDir>/test/support/matrix/cluster.setup.ts'],

@@ -125,8 +125,11 @@ export class PubSubService {
   async publish(principal: Principal, name: string, body: PublishDto): Promise<PublishedDto> {
     const channel = this.keyspace.key(principal, name, 'channel');
     const bytes = this.codec.decode(body.message, body.encoding, 'message');
+    // In a cluster every publisher sends a channel's messages through the same node (its
+    // slot's master): the bus forwards them in order from there, so all subscribers, on every
+    // node, see one order, as with one server.
     const receivers = await this.redis.exec('pubsub.publish', 'write', (client) =>
-      client.publish(channel, bytes),
+      this.redis.nodeOf(client, channel).publish(channel, bytes),
     );
     return { channel: name, receivers };
   }

@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { basename } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 import { AppConfig, type RedisConfig, type RedisMode } from '../config/app-config';
 import { GatewayMetrics, type ConnectionRole } from '../observability/gateway-metrics';
@@ -310,6 +311,22 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     const merged = new Array<T>(keys.length);
     groups.forEach((group, n) => group.forEach((index, at) => (merged[index] = replies[n][at])));
     return merged;
+  }
+
+  /**
+   * The connection to the master serving `key`'s hash slot (the client itself outside cluster
+   * mode, or while the slot map does not name one). For commands without a key that must still
+   * go to one fixed node per key: PUBLISH, whose order the cluster bus keeps only per node.
+   */
+  nodeOf(client: RedisClient, key: string): RedisClient {
+    if (!(client instanceof Cluster)) {
+      return client;
+    }
+    const owner = client.slots[calculateSlot(key)]?.[0];
+    const node = client
+      .nodes('master')
+      .find(({ options }) => `${options.host}:${options.port}` === owner);
+    return node ?? client;
   }
 
   /** `eachSlot` for a command that answers a count of keys (DEL, UNLINK, EXISTS): summed. */

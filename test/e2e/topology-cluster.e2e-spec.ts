@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { TestApp, uniquePrefix, type Response } from '../support/app';
-import { sleep } from '../support/ports';
+import { eventually, sleep } from '../support/ports';
 import { SseClient } from '../support/sse';
 import type { RedisServer } from '../support/redis';
 import { RedisClusterSet } from '../support/topology';
@@ -236,6 +236,68 @@ describe('cluster mode: 3 masters (issue 7)', () => {
       ]);
     } finally {
       client.close();
+    }
+  });
+
+  it("pub/sub: the gateway publishes a channel through its slot's master, so every node's subscribers get one order", async () => {
+    const channels = namesOnEveryMaster('order', 1);
+    const perChannel = 150;
+    // 1, 2 and 3 plain subscriber connections on the 3 masters: as a node counts only its own
+    // subscribers, `receivers` tells which master took each publish.
+    const subscribers = set.servers.flatMap((server, index) =>
+      Array.from({ length: index + 1 }, () => ({ node: index, client: new Redis(server.port) })),
+    );
+    const got = subscribers.map(() => new Map<string, string[]>());
+    try {
+      await Promise.all(
+        subscribers.map(async ({ client }, index) => {
+          client.on('message', (channel: string, message: string) => {
+            const list = got[index].get(channel) ?? [];
+            list.push(message);
+            got[index].set(channel, list);
+          });
+          await client.subscribe(...channels.map((channel) => t.prefix + channel));
+        }),
+      );
+      const receivers = await Promise.all(
+        channels.map(async (channel) => {
+          const counts: number[] = [];
+          for (let i = 0; i < perChannel; i++) {
+            const response = await t.call('POST', `/redis/pubsub/channels/${channel}/messages`, {
+              token: t.tokens.write,
+              body: { message: String(i) },
+            });
+            expect(response.statusCode).toBe(200);
+            counts.push(response.json<{ receivers: number }>().receivers);
+          }
+          return counts;
+        }),
+      );
+      channels.forEach((channel, index) => {
+        const master = set.servers.findIndex((s) => masterOf(channel).endsWith(`:${s.port}`));
+        expect({ channel, receivers: new Set(receivers[index]) }).toEqual({
+          channel,
+          receivers: new Set([master + 1]),
+        });
+      });
+      const inOrder = Array.from({ length: perChannel }, (_, i) => String(i));
+      await eventually(() => {
+        got.forEach((byChannel, index) => {
+          for (const channel of channels) {
+            expect({
+              subscriber: index,
+              channel,
+              messages: byChannel.get(t.prefix + channel),
+            }).toEqual({
+              subscriber: index,
+              channel,
+              messages: inOrder,
+            });
+          }
+        });
+      }, 10000);
+    } finally {
+      subscribers.forEach(({ client }) => client.disconnect());
     }
   });
 
