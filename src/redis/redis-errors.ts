@@ -84,6 +84,9 @@ const CONNECTION_MESSAGES = [
   IN_FLIGHT_WHEN_CLOSED,
   'Failed to refresh slots cache',
   'None of startup nodes is available',
+  // A cluster command bounced between nodes (MOVED, ASK, TRYAGAIN, a closed connection) until
+  // the redirections ran out: never executed, unless the last error says it was in flight.
+  'Too many Cluster redirections',
 ];
 
 function wasInFlight(error: Error): boolean {

@@ -538,6 +538,12 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
             redisOptions: { ...options, enableAutoPipelining: false },
             enableOfflineQueue: false,
             enableAutoPipelining: false,
+            // A slot whose master is down bounces between "Connection is closed" (retried after
+            // retryDelayOnFailover, 100 ms) and MOVED back to it from any other node, until the
+            // redirections run out: 16 by default, about 800 ms, most of a request's budget, and
+            // then past it. A migration needs one or two (MOVED, ASK): 4 fail such a slot in
+            // about 300 ms with 503 and still ride out a resharding.
+            maxRedirections: 4,
             clusterRetryStrategy: (attempt) =>
               reconnects ? reconnectDelay(attempt, redis.retryMaxDelayMs) : null,
             scaleReads: 'master',

@@ -578,3 +578,139 @@ describe('cluster mode: 3 masters (issue 7)', () => {
     expect(Object.keys(hits.json<{ values: object }>().values)).toHaveLength(80);
   }, 30000);
 });
+
+describe('R-16: a master of the cluster killed under traffic', () => {
+  it('fails only the keys of its slots, fast and with 503; the others are served throughout; it recovers alone', async () => {
+    // Without full coverage the other masters go on serving when one has no owner for its slots
+    // (with the default, the whole cluster refuses commands: CLUSTERDOWN, for every key).
+    const set = await RedisClusterSet.start(3, ['--cluster-require-full-coverage', 'no']);
+    let t: TestApp | undefined;
+    try {
+      t = await TestApp.create({
+        redisUrl: set.servers[0].url,
+        config: {
+          redis: { mode: 'cluster', clusterNodes: set.nodes },
+          locks: { delayedRestartMs: 0 },
+        },
+      });
+      const app = t;
+      const [victim] = set.servers.slice(-1);
+      // Which master serves each slot (CLUSTER SLOTS: start, end, [host, port, id], ...).
+      const ranges = (await set.servers[0].client().cluster('SLOTS')) as [
+        number,
+        number,
+        [string, number],
+      ][];
+      const portOf = (name: string) => {
+        const slot = calculateSlot(app.prefix + name);
+        return ranges.find(([start, end]) => slot >= start && slot <= end)?.[2][1];
+      };
+      const names = Array.from({ length: 60 }, (_, i) => `k${i}`);
+      const lost = new Set(names.filter((name) => portOf(name) === victim.port));
+      expect(lost.size).toBeGreaterThan(0);
+      expect(lost.size).toBeLessThan(names.length);
+      const put = (name: string, value: string) =>
+        app.call('PUT', kv(name), { token: app.tokens.write, body: { value } });
+      for (const name of names) {
+        expect((await put(name, 'v0')).statusCode).toBe(200);
+      }
+
+      type Outcome = {
+        lost: boolean;
+        label: string;
+        ms: number;
+        startedAt: number;
+        endedAt: number;
+      };
+      const outcomes: Outcome[] = [];
+      let running = true;
+      const loop = async (n: number) => {
+        for (let i = 0; running; i++) {
+          const name = names[(n * 13 + i) % names.length];
+          const startedAt = Date.now();
+          const response =
+            i % 2 === 0
+              ? await app.call('GET', kv(name), { token: app.tokens.read })
+              : await put(name, `v${n}-${i}`);
+          const endedAt = Date.now();
+          const { statusCode } = response;
+          outcomes.push({
+            lost: lost.has(name),
+            label:
+              statusCode < 300
+                ? String(statusCode)
+                : `${statusCode} ${response.json<{ code: string }>().code}`,
+            ms: endedAt - startedAt,
+            startedAt,
+            endedAt,
+          });
+          if (statusCode >= 500) {
+            // A client of a failing gateway backs off a little, as any would.
+            await sleep(20);
+          }
+        }
+      };
+      const traffic = Array.from({ length: 20 }, (_, n) => loop(n));
+      let killedAt = 0;
+      try {
+        await sleep(1000);
+        killedAt = Date.now();
+        await victim.kill();
+        // Past cluster-node-timeout (2 s): the other masters have marked it failed.
+        await sleep(4000);
+      } finally {
+        running = false;
+        await Promise.all(traffic);
+      }
+      const tally = (list: Outcome[]) =>
+        list.reduce<Record<string, number>>((acc, o) => {
+          acc[o.label] = (acc[o.label] ?? 0) + 1;
+          return acc;
+        }, {});
+      const failed = (o: Outcome) => !o.label.startsWith('2');
+      const before = outcomes.filter((o) => o.endedAt < killedAt);
+      const survivors = outcomes.filter((o) => o.endedAt >= killedAt && !o.lost);
+      const straddling = outcomes.filter(
+        (o) => o.lost && o.startedAt < killedAt && o.endedAt >= killedAt,
+      );
+      const victims = outcomes.filter((o) => o.lost && o.startedAt >= killedAt);
+      const slowest = Math.max(...victims.map((o) => o.ms));
+
+      // Then it comes back (same port, its nodes.conf): its slots are served again, no restart
+      // of the gateway. Its keys are gone (no persistence here): a PUT is the check.
+      const restartedAt = Date.now();
+      await victim.launch();
+      const [probe] = [...lost];
+      await eventually(
+        async () => expect((await put(probe, 'back')).statusCode).toBe(200),
+        15000,
+        100,
+      );
+      const recoveredMs = Date.now() - restartedAt;
+      report(
+        `R-16 kill: ${outcomes.length} requests; after the kill, other masters' keys ${JSON.stringify(
+          tally(survivors),
+        )}, the dead master's keys ${JSON.stringify(tally(victims))} (slowest ${slowest} ms; in flight at the kill ${JSON.stringify(
+          tally(straddling),
+        )}); served again ${recoveredMs} ms after its restart`,
+      );
+      expect(tally(before.filter(failed))).toEqual({});
+      // The keys of the other masters never failed, and were served all along.
+      expect(tally(survivors.filter(failed))).toEqual({});
+      expect(survivors.length).toBeGreaterThan(100);
+      // The dead master's keys: 503 at once, never a hang. In flight at the kill: the outcome of
+      // a write is unknown (504), a read is unavailable.
+      expect(victims.length).toBeGreaterThan(20);
+      expect(Object.keys(tally(victims))).toEqual(['503 REDIS_UNAVAILABLE']);
+      expect(slowest).toBeLessThan(app.config.redis.commandTimeoutMs);
+      for (const label of Object.keys(tally(straddling.filter(failed)))) {
+        expect(['503 REDIS_UNAVAILABLE', '504 OUTCOME_UNKNOWN', '504 REDIS_TIMEOUT']).toContain(
+          label,
+        );
+      }
+    } finally {
+      await t?.close();
+      await set.stop();
+    }
+  }, 60000);
+});

@@ -25,10 +25,13 @@ export function redisCli(args: string[]): Promise<string> {
 export class RedisClusterSet {
   private constructor(readonly servers: RedisServer[]) {}
 
-  static async start(masters = 3): Promise<RedisClusterSet> {
+  /** `args`: more redis-server flags for every node. */
+  static async start(masters = 3, args: string[] = []): Promise<RedisClusterSet> {
     const servers = await Promise.all(
       Array.from({ length: masters }, () =>
-        RedisServer.start({ args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'] }),
+        RedisServer.start({
+          args: ['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', ...args],
+        }),
       ),
     );
     const set = new RedisClusterSet(servers);

@@ -61,6 +61,22 @@ describe('translateRedisError', () => {
     expect(translateRedisError(refused, 'write').code).toBe('REDIS_UNAVAILABLE');
   });
 
+  it('a cluster command out of redirections is REDIS_UNAVAILABLE, unless its last try was in flight', () => {
+    // ioredis's message when a command bounced between nodes until maxRedirections ran out.
+    const bounced = (last: string) =>
+      new Error(`Too many Cluster redirections. Last error: ${last}`);
+    expect(
+      translateRedisError(bounced('ReplyError: MOVED 15375 127.0.0.1:7002'), 'write').code,
+    ).toBe('REDIS_UNAVAILABLE');
+    expect(translateRedisError(bounced('Error: Connection is closed.'), 'read').code).toBe(
+      'REDIS_UNAVAILABLE',
+    );
+    const inFlight = bounced(
+      'MaxRetriesPerRequestError: Reached the max retries per request limit',
+    );
+    expect(translateRedisError(inFlight, 'write').code).toBe('OUTCOME_UNKNOWN');
+  });
+
   it('passes AppErrors through and turns anything else into INTERNAL', () => {
     const own = new AppError('NOT_FOUND', 'x');
     expect(translateRedisError(own, 'read')).toBe(own);
