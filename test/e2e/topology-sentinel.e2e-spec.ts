@@ -259,7 +259,10 @@ describe('sentinel mode (issue 7, R-15)', () => {
   });
 
   /** A fresh Sentinel set and a listening gateway on it, both closed however the case ends. */
-  async function withSentinelApp(run: (t: TestApp, set: SentinelSet) => Promise<void>) {
+  async function withSentinelApp(
+    run: (t: TestApp, set: SentinelSet) => Promise<void>,
+    locks: { delayedRestartMs: number } = { delayedRestartMs: 0 },
+  ) {
     const set = await SentinelSet.start();
     let t: TestApp | undefined;
     try {
@@ -269,8 +272,8 @@ describe('sentinel mode (issue 7, R-15)', () => {
         sentinel: { nodes: set.sentinelNodes, name: SentinelSet.NAME },
         config: {
           sse: { heartbeatMs: 1000 },
-          // A failover replaces the server: the lock keys replicated, so no delayed restart.
-          locks: { delayedRestartMs: 0 },
+          // Off, unless the case is about it: these cases are not about locks.
+          locks,
         },
       });
       await run(t, set);
@@ -416,6 +419,45 @@ describe('sentinel mode (issue 7, R-15)', () => {
       }
     });
   }, 90000);
+
+  it('locks after a failover: the promoted replica grants none for locks.delayedRestartMs, then grants again', async () => {
+    // Replication is asynchronous: the new primary may lack the newest locks, so it is treated
+    // as a Redis that restarted without persistence (a new run_id) and waits out a lock's
+    // longest life before granting (redis.io's delayed restart).
+    const delayedRestartMs = 3000;
+    await withSentinelApp(
+      async (t, set) => {
+        const acquire = (name: string) =>
+          t.call('POST', `/redis/locks/${name}`, {
+            token: t.tokens.write,
+            body: { ttlMs: delayedRestartMs },
+          });
+        // The primary started moments ago without persistence: it waits out its own start first.
+        await eventually(
+          async () => expect((await acquire('before')).statusCode).toBe(201),
+          delayedRestartMs + 5000,
+          100,
+        );
+        await set.primary.kill();
+        await untilWritable(t);
+        const askedAt = performance.now();
+        const refused = await acquire('after');
+        expect({ status: refused.statusCode, code: refused.json().code }).toEqual({
+          status: 503,
+          code: 'LOCK_SERVICE_RECOVERING',
+        });
+        await eventually(
+          async () => expect((await acquire('after')).statusCode).toBe(201),
+          delayedRestartMs + 5000,
+          100,
+        );
+        const grantedAfterMs = Math.round(performance.now() - askedAt);
+        report('R-15 locks after failover', { delayedRestartMs, grantedAfterMs });
+        expect(grantedAfterMs).toBeGreaterThanOrEqual(delayedRestartMs - 100);
+      },
+      { delayedRestartMs },
+    );
+  }, 60000);
 
   it('SENTINEL FAILOVER (graceful) under traffic: writes resume on the new primary within 5 s', async () => {
     await withSentinelApp(async (t, set) => {
