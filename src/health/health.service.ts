@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { GatewayMetrics } from '../observability/gateway-metrics';
-import { RedisManager } from '../redis/redis-manager';
+import { RedisManager, type Info } from '../redis/redis-manager';
 import type { KeyspaceDbDto, StatusDto } from './dto/status.dto';
 
 const GATEWAY_VERSION = (
@@ -13,18 +13,37 @@ function toNumber(value: string | undefined): number | null {
   return value === undefined || Number.isNaN(Number(value)) ? null : Number(value);
 }
 
-/** `db0:keys=1,expires=0,avg_ttl=0` lines into objects. */
-function parseKeyspace(section: Record<string, string> = {}): Record<string, KeyspaceDbDto> {
+/** A field of every server's INFO, added up (null when one of them lacks it). */
+function sumOf(infos: Info[], section: string, field: string): number | null {
+  let sum = 0;
+  for (const info of infos) {
+    const value = toNumber(info[section]?.[field]);
+    if (value === null) {
+      return null;
+    }
+    sum += value;
+  }
+  return sum;
+}
+
+/**
+ * `db0:keys=1,expires=0,avg_ttl=0` lines into objects, added up over the servers (the masters
+ * of a cluster each hold a share of the keys); avgTtl weighted by each server's expiring keys.
+ */
+function parseKeyspace(infos: Info[]): Record<string, KeyspaceDbDto> {
   const keyspace: Record<string, KeyspaceDbDto> = {};
-  for (const [db, line] of Object.entries(section)) {
-    const fields: Record<string, string> = Object.fromEntries(
-      line.split(',').map((pair) => pair.split('=') as [string, string]),
-    );
-    keyspace[db] = {
-      keys: Number(fields.keys ?? 0),
-      expires: Number(fields.expires ?? 0),
-      avgTtl: Number(fields.avg_ttl ?? 0),
-    };
+  for (const info of infos) {
+    for (const [db, line] of Object.entries(info.keyspace ?? {})) {
+      const fields: Record<string, string> = Object.fromEntries(
+        line.split(',').map((pair) => pair.split('=') as [string, string]),
+      );
+      const entry = (keyspace[db] ??= { keys: 0, expires: 0, avgTtl: 0 });
+      const expires = Number(fields.expires ?? 0);
+      const ttlTotal = entry.avgTtl * entry.expires + Number(fields.avg_ttl ?? 0) * expires;
+      entry.keys += Number(fields.keys ?? 0);
+      entry.expires += expires;
+      entry.avgTtl = entry.expires > 0 ? Math.round(ttlTotal / entry.expires) : 0;
+    }
   }
   return keyspace;
 }
@@ -56,7 +75,9 @@ export class HealthService {
     };
     try {
       const latencyMs = await this.redis.ping();
-      const info = await this.redis.info();
+      // One server, or every master of a cluster: sizes and counts are the totals.
+      const infos = await this.redis.info();
+      const [info] = infos;
       const role = info.replication?.role ?? null;
       return {
         status: 'up',
@@ -66,9 +87,9 @@ export class HealthService {
           mode: this.redis.mode,
           role,
           nodes: this.redis.topology(role),
-          usedMemoryBytes: toNumber(info.memory?.used_memory),
-          connectedClients: toNumber(info.clients?.connected_clients),
-          keyspace: parseKeyspace(info.keyspace),
+          usedMemoryBytes: sumOf(infos, 'memory', 'used_memory'),
+          connectedClients: sumOf(infos, 'clients', 'connected_clients'),
+          keyspace: parseKeyspace(infos),
         },
         gateway,
       };

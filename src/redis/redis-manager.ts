@@ -116,6 +116,24 @@ class ThrottledWarning {
  * fail-fast client settings, runs every operation with metrics and error translation, reports
  * health and closes everything on shutdown.
  */
+/** One server's INFO: section name (lower case) → field → value. */
+export type Info = Record<string, Record<string, string>>;
+
+function parseInfo(text: string): Info {
+  const sections: Info = {};
+  let current: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    if (line.startsWith('# ')) {
+      current = {};
+      sections[line.slice(2).trim().toLowerCase()] = current;
+    } else if (line.includes(':')) {
+      const index = line.indexOf(':');
+      current[line.slice(0, index)] = line.slice(index + 1);
+    }
+  }
+  return sections;
+}
+
 @Injectable()
 export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   readonly mode: RedisMode;
@@ -444,22 +462,24 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   }
 
   /** INFO, parsed into `{ section: { field: value } }`. */
-  async info(): Promise<Record<string, Record<string, string>>> {
-    const text = await this.exec('info', 'read', (client) =>
-      client instanceof Cluster ? (client.nodes('master')[0]?.info() ?? '') : client.info(),
-    );
-    const sections: Record<string, Record<string, string>> = {};
-    let current: Record<string, string> = {};
-    for (const line of text.split(/\r?\n/)) {
-      if (line.startsWith('# ')) {
-        current = {};
-        sections[line.slice(2).trim().toLowerCase()] = current;
-      } else if (line.includes(':')) {
-        const index = line.indexOf(':');
-        current[line.slice(0, index)] = line.slice(index + 1);
+  /**
+   * INFO, by section: of the server, or in cluster mode of every master that answers (at least
+   * one must; a dead master is left out, and shows in the slot map of `topology`).
+   */
+  async info(): Promise<Info[]> {
+    const texts = await this.exec('info', 'read', async (client) => {
+      if (!(client instanceof Cluster)) {
+        return [await client.info()];
       }
-    }
-    return sections;
+      const answers = await Promise.allSettled(client.nodes('master').map((node) => node.info()));
+      const texts = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+      if (texts.length === 0 && failed) {
+        throw failed.reason;
+      }
+      return texts;
+    });
+    return texts.map(parseInfo);
   }
 
   /**

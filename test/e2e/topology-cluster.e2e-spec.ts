@@ -200,15 +200,30 @@ describe('cluster mode: 3 masters (issue 7)', () => {
     });
   });
 
-  it('GET /redis/status shows mode cluster and the 3 masters with their slots', async () => {
+  it('GET /redis/status shows mode cluster, the 3 masters with their slots, and totals over them', async () => {
+    await Promise.all(namesOnEveryMaster('status', 2).map((name) => put(name, 'x')));
     const response = await t.call('GET', '/redis/status', { token: t.tokens.read });
     expect(response.statusCode).toBe(200);
     const { redis } = response.json<{
       redis: {
         mode: string;
         nodes: { address: string; role: string; slots: number; slotRanges: number }[];
+        usedMemoryBytes: number;
+        connectedClients: number;
+        keyspace: Record<string, { keys: number }>;
       };
     }>();
+    // Each master holds a share of the keys: the status adds them up.
+    const sizes = await Promise.all(set.servers.map((server) => server.client().dbsize()));
+    expect(sizes.every((size) => size > 0)).toBe(true);
+    expect(redis.keyspace.db0.keys).toBe(sizes.reduce((sum, size) => sum + size, 0));
+    const memory = await Promise.all(
+      set.servers.map(async (server) =>
+        Number(/used_memory:(\d+)/.exec(await server.client().info('memory'))?.[1]),
+      ),
+    );
+    expect(redis.usedMemoryBytes).toBeGreaterThan(Math.max(...memory) * 2);
+    expect(redis.connectedClients).toBeGreaterThanOrEqual(3);
     expect(redis.mode).toBe('cluster');
     expect(redis.nodes.map((node) => node.address)).toEqual([...set.nodes].sort());
     expect(redis.nodes.every((node) => node.role === 'master' && node.slotRanges === 1)).toBe(true);
@@ -596,14 +611,10 @@ describe('R-16: a master of the cluster killed under traffic', () => {
       const app = t;
       const [victim] = set.servers.slice(-1);
       // Which master serves each slot (CLUSTER SLOTS: start, end, [host, port, id], ...).
-      const ranges = (await set.servers[0].client().cluster('SLOTS')) as [
-        number,
-        number,
-        [string, number],
-      ][];
+      const ranges = await set.servers[0].client().cluster('SLOTS');
       const portOf = (name: string) => {
         const slot = calculateSlot(app.prefix + name);
-        return ranges.find(([start, end]) => slot >= start && slot <= end)?.[2][1];
+        return ranges.find(([start, end]) => slot >= start && slot <= end)?.[2]?.[1];
       };
       const names = Array.from({ length: 60 }, (_, i) => `k${i}`);
       const lost = new Set(names.filter((name) => portOf(name) === victim.port));

@@ -55,14 +55,23 @@ export class RedisInfoDto {
   })
   nodes!: RedisNodeDto[];
 
-  @ApiProperty({ type: Number, nullable: true })
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'INFO used_memory; cluster: the sum over the masters that answer',
+  })
   usedMemoryBytes!: number | null;
 
-  @ApiProperty({ type: Number, nullable: true })
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'INFO connected_clients; cluster: the sum over the masters that answer',
+  })
   connectedClients!: number | null;
 
   @ApiProperty({
     type: 'object',
+    description: 'INFO keyspace by database; cluster: keys and expires summed over the masters',
     additionalProperties: { $ref: getSchemaPath(KeyspaceDbDto) },
     nullable: true,
     example: { db0: { keys: 12, expires: 3, avgTtl: 0 } },
