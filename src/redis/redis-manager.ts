@@ -111,11 +111,6 @@ class ThrottledWarning {
   }
 }
 
-/**
- * The only owner of Redis connections. It knows the topology, the credentials, TLS and the
- * fail-fast client settings, runs every operation with metrics and error translation, reports
- * health and closes everything on shutdown.
- */
 /** One server's INFO: section name (lower case) → field → value. */
 export type Info = Record<string, Record<string, string>>;
 
@@ -134,6 +129,11 @@ function parseInfo(text: string): Info {
   return sections;
 }
 
+/**
+ * The only owner of Redis connections. It knows the topology, the credentials, TLS and the
+ * fail-fast client settings, runs every operation with metrics and error translation, reports
+ * health and closes everything on shutdown.
+ */
 @Injectable()
 export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   readonly mode: RedisMode;
@@ -461,7 +461,6 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     return performance.now() - started;
   }
 
-  /** INFO, parsed into `{ section: { field: value } }`. */
   /**
    * INFO, by section: of the server, or in cluster mode of every master that answers (at least
    * one must; a dead master is left out, and shows in the slot map of `topology`).
@@ -473,9 +472,9 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
       }
       const answers = await Promise.allSettled(client.nodes('master').map((node) => node.info()));
       const texts = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
-      const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
-      if (texts.length === 0 && failed) {
-        throw failed.reason;
+      if (texts.length === 0) {
+        const failed = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected');
+        throw failed ? failed.reason : notReady();
       }
       return texts;
     });
