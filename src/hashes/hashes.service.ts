@@ -6,7 +6,12 @@ import { AppConfig } from '../config/app-config';
 import { AppError, type FieldError } from '../errors/app-error';
 import type { IncrDto } from '../kv/dto/kv-requests.dto';
 import { Keyspace } from '../redis/keys';
-import { RedisManager, type ScriptArg, type ScriptRunner } from '../redis/redis-manager';
+import {
+  INCR_CHECKED_SCRIPT,
+  RedisManager,
+  type ScriptArg,
+  type ScriptRunner,
+} from '../redis/redis-manager';
 import type { HashMgetDto, PutHashDto } from './dto/hash-requests.dto';
 import type { HashAddedDto, HashCounterDto, HashDto, HashFieldDto } from './dto/hash-responses.dto';
 
@@ -34,7 +39,7 @@ export class HashesService {
     });
     this.hsetExpire = redis.defineScript(join(__dirname, 'scripts', 'hset-expire-1.lua'));
     this.deleteHash = redis.defineScript(join(__dirname, 'scripts', 'delete-hash-1.lua'));
-    this.hincrChecked = redis.defineScript(join(__dirname, 'scripts', 'hincr-checked-1.lua'));
+    this.hincrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
   }
 
   /** Every field of a hash (HGETALL); stored field names must be UTF-8 like every name. */
@@ -150,7 +155,7 @@ export class HashesService {
     const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
     const by = body.by ?? 1;
     const value = await this.redis.exec('hashes.incr', 'write', (client) =>
-      this.hincrChecked([key], [field, String(by), Number.isInteger(by) ? 'int' : 'float'], client),
+      this.hincrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float', field], client),
     );
     return { key: name, field, value: Number(value) };
   }

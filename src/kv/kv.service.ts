@@ -6,7 +6,12 @@ import { ValueCodec, type Encoding } from '../common/value-codec';
 import { AppError } from '../errors/app-error';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { Keyspace } from '../redis/keys';
-import { RedisManager, unwrapExec, type ScriptRunner } from '../redis/redis-manager';
+import {
+  INCR_CHECKED_SCRIPT,
+  RedisManager,
+  unwrapExec,
+  type ScriptRunner,
+} from '../redis/redis-manager';
 import type {
   CreateValueDto,
   IncrDto,
@@ -78,7 +83,7 @@ export class KvService {
     private readonly config: AppConfig,
   ) {
     this.codec = new ValueCodec(config.limits.maxValueBytes);
-    this.incrChecked = redis.defineScript(join(__dirname, 'scripts', 'incr-checked-1.lua'));
+    this.incrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
     this.getWithTtl = redis.defineScript(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
       buffers: true,
     });

@@ -1,6 +1,6 @@
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import { isIP } from 'node:net';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import calculateSlot from 'cluster-key-slot';
@@ -110,6 +110,12 @@ class ThrottledWarning {
     }
   }
 }
+
+/**
+ * The checked increment of a counter key or of a hash field (for `defineScript`), shared by the
+ * key-value and hash modules: ARGV increment, "int" or "float", and the field for a hash.
+ */
+export const INCR_CHECKED_SCRIPT = join(__dirname, 'scripts', 'incr-checked-1.lua');
 
 /** One server's INFO: section name (lower case) → field → value. */
 export type Info = Record<string, Record<string, string>>;
