@@ -10,7 +10,7 @@ import { LocalIssuer } from '../../src/dev/local-issuer';
 import { TestApp } from '../support/app';
 import { FaultProxy } from '../support/fault-proxy';
 import { eventually, freePort, sleep } from '../support/ports';
-import { RedisServer } from '../support/redis';
+import { RedisServer, withRedisServer } from '../support/redis';
 
 /** redis.commandTimeoutMs of config/default.yaml, which these tests keep. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -261,19 +261,6 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     expect(unhandled.splice(0)).toEqual([]);
   });
 
-  /** A private redis-server for one case, stopped (SIGKILL, directory removed) however it ends. */
-  async function withRedis(
-    options: { args?: string[]; port?: number },
-    run: (server: RedisServer) => Promise<void>,
-  ): Promise<void> {
-    const server = await RedisServer.start(options);
-    try {
-      await run(server);
-    } finally {
-      await server.stop();
-    }
-  }
-
   /** The real app against that Redis (directly or through a FaultProxy), closed however it ends. */
   async function withApp(
     redisUrl: string,
@@ -292,7 +279,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   async function withProxiedApp(
     run: (t: TestApp, proxy: FaultProxy, server: RedisServer) => Promise<void>,
   ): Promise<void> {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       const proxy = await FaultProxy.start({ targetPort: server.port });
       try {
         await withApp(proxy.url, async (t) => {
@@ -310,7 +297,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     eventually(async () => expect(await readyz(t)).toBe(200), timeoutMs, 20);
 
   it('R-1 fails fast with 503 REDIS_UNAVAILABLE and Retry-After while Redis is stopped', async () => {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       await withApp(server.url, async (t) => {
         await untilReady(t);
         await server
@@ -353,142 +340,145 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 20000);
 
   it('R-2 loses no acknowledged write and never doubles an INCR when Redis is killed under load', async () => {
-    await withRedis({ args: DURABLE }, async (server) => {
-      await withApp(
-        server.url,
-        async (t) => {
-          await untilReady(t);
-          const direct = server.client();
-          const setKeys = Array.from({ length: 40 }, (_, i) => `d:${i}`);
-          const counters = ['c:0', 'c:1'];
-          for (const key of setKeys) {
-            await direct.set(t.prefix + key, 'init');
-          }
-          const op = (seq: number): Op => {
-            const roll = seq % 10;
-            if (roll < 6) {
-              return { name: 'get', kind: 'read', method: 'GET', url: at(setKeys[seq % 40]) };
+    await withRedisServer(
+      async (server) => {
+        await withApp(
+          server.url,
+          async (t) => {
+            await untilReady(t);
+            const direct = server.client();
+            const setKeys = Array.from({ length: 40 }, (_, i) => `d:${i}`);
+            const counters = ['c:0', 'c:1'];
+            for (const key of setKeys) {
+              await direct.set(t.prefix + key, 'init');
             }
-            if (roll < 8) {
-              const key = setKeys[(seq * 7) % 40];
-              const value = `v${seq}`;
+            const op = (seq: number): Op => {
+              const roll = seq % 10;
+              if (roll < 6) {
+                return { name: 'get', kind: 'read', method: 'GET', url: at(setKeys[seq % 40]) };
+              }
+              if (roll < 8) {
+                const key = setKeys[(seq * 7) % 40];
+                const value = `v${seq}`;
+                return {
+                  name: 'set',
+                  kind: 'write',
+                  method: 'PUT',
+                  url: at(key),
+                  body: { value },
+                  key,
+                  value,
+                };
+              }
+              const key = counters[seq % 2];
               return {
-                name: 'set',
+                name: 'incr',
                 kind: 'write',
-                method: 'PUT',
-                url: at(key),
-                body: { value },
+                method: 'POST',
+                url: `${at(key)}/incr`,
+                body: {},
                 key,
-                value,
               };
-            }
-            const key = counters[seq % 2];
-            return {
-              name: 'incr',
-              kind: 'write',
-              method: 'POST',
-              url: `${at(key)}/incr`,
-              body: {},
-              key,
             };
-          };
 
-          // Warm the path with reads (JWKS key cache, HTTP connections, JIT; writes would upset the
-          // checkers below): the deadlines are about Redis failing, not about a cold process.
-          for (const seq of [0, 1, 2, 3]) {
-            expect((await overHttp(t, op(seq), 5000)).status).toBe(200);
-          }
-          // The catalogue's client-side deadline: twice the budget, never to be reached.
-          const clientDeadlineMs = 2 * COMMAND_TIMEOUT_MS;
-          // A stall of this whole process (the load generator lives in it too) would show here.
-          const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-          loopDelay.enable();
-          const started = performance.now();
-          let killedAt = 0;
-          let backAt = 0;
-          const faults = (async () => {
-            await sleep(2000);
-            killedAt = performance.now();
-            await server.kill();
-            await sleep(2000);
-            await server.launch();
-            backAt = performance.now();
-          })();
-          const outcomes = await load(150, 8000, (seq) => overHttp(t, op(seq), clientDeadlineMs));
-          await faults;
-          loopDelay.disable();
-          await untilReady(t);
-
-          // No hang: every request answered within the command timeout and a small margin.
-          const sentAt = (o: Outcome) =>
-            `${describeOutcome(o)}, sent at ${Math.round(o.tInvoke - started)} ms`;
-          const slow = outcomes.filter((o) => o.ms > COMMAND_TIMEOUT_MS + 300).map(sentAt);
-          // Every non-2xx is one of the API's answers for a Redis failure.
-          const wrong = wrongFailures(outcomes);
-
-          // Durability: every acknowledged SET is visible unless a later write may have replaced it.
-          const lost: string[] = [];
-          for (const key of setKeys) {
-            const writes = outcomes.filter((o) => o.op.name === 'set' && o.op.key === key);
-            lost.push(
-              ...durabilityViolations(key, 'init', await direct.get(t.prefix + key), writes),
-            );
-          }
-
-          // Counters: final == ok + δ, 0 ≤ δ ≤ #OUTCOME_UNKNOWN.
-          const counterReport: Record<string, unknown> = {};
-          const counterErrors: string[] = [];
-          for (const key of counters) {
-            const incrs = outcomes.filter((o) => o.op.name === 'incr' && o.op.key === key);
-            const ok = incrs.filter(is2xx).length;
-            const unknown = incrs.filter((o) => o.code === 'OUTCOME_UNKNOWN').length;
-            const final = Number((await direct.get(t.prefix + key)) ?? 0);
-            counterReport[key] = { final, ok, unknown };
-            if (final < ok || final > ok + unknown) {
-              counterErrors.push(`${key}: final ${final}, ok ${ok}, unknown ${unknown}`);
+            // Warm the path with reads (JWKS key cache, HTTP connections, JIT; writes would upset the
+            // checkers below): the deadlines are about Redis failing, not about a cold process.
+            for (const seq of [0, 1, 2, 3]) {
+              expect((await overHttp(t, op(seq), 5000)).status).toBe(200);
             }
-          }
+            // The catalogue's client-side deadline: twice the budget, never to be reached.
+            const clientDeadlineMs = 2 * COMMAND_TIMEOUT_MS;
+            // A stall of this whole process (the load generator lives in it too) would show here.
+            const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+            loopDelay.enable();
+            const started = performance.now();
+            let killedAt = 0;
+            let backAt = 0;
+            const faults = (async () => {
+              await sleep(2000);
+              killedAt = performance.now();
+              await server.kill();
+              await sleep(2000);
+              await server.launch();
+              backAt = performance.now();
+            })();
+            const outcomes = await load(150, 8000, (seq) => overHttp(t, op(seq), clientDeadlineMs));
+            await faults;
+            loopDelay.disable();
+            await untilReady(t);
 
-          const afterBack = outcomes.filter((o) => o.tInvoke >= backAt + 2000);
-          const okAfterBack = afterBack.filter(is2xx).length / afterBack.length;
-          const firstOkAfterBack = outcomes.find((o) => o.tInvoke >= backAt && is2xx(o));
-          const latencies = outcomes.map((o) => o.ms);
-          report('R-2', {
-            requests: outcomes.length,
-            outcomes: countBy(outcomes),
-            killedAtMs: Math.round(killedAt - started),
-            backAtMs: Math.round(backAt - started),
-            firstOkAfterBackMs: firstOkAfterBack
-              ? Math.round(firstOkAfterBack.tComplete - backAt)
-              : null,
-            okRatioFrom2sAfterBack: okAfterBack,
-            p99: percentile(latencies, 99),
-            max: Math.max(...latencies),
-            counters: counterReport,
-            eventLoopMaxDelayMs: Math.round(loopDelay.max / 1e6),
-            acknowledgedSets: outcomes.filter((o) => o.op.name === 'set' && is2xx(o)).length,
-          });
-          expect(backAt).toBeGreaterThan(0);
-          const stalled = `event loop max delay ${Math.round(loopDelay.max / 1e6)} ms`;
-          expect([stalled, ...outcomes.filter((o) => o.status === 0).map(sentAt)]).toEqual([
-            stalled,
-          ]);
-          // Every GET reads a seeded key that nothing deletes: a 404 would be a lost key.
-          expect(outcomes.filter((o) => o.status === 404).map(describeOutcome)).toEqual([]);
-          expect([stalled, ...slow]).toEqual([stalled]);
-          expect(wrong).toEqual([]);
-          expect(lost).toEqual([]);
-          expect(counterErrors).toEqual([]);
-          // The fault really happened, and the service really came back.
-          expect(outcomes.filter((o) => !is2xx(o)).length).toBeGreaterThan(0);
-          // (How many requests fall after the restart depends on how fast Redis restarts under
-          // load; 100 is plenty to measure the 99%.)
-          expect(afterBack.length).toBeGreaterThan(100);
-          expect(okAfterBack).toBeGreaterThanOrEqual(0.99);
-        },
-        { listen: true },
-      );
-    });
+            // No hang: every request answered within the command timeout and a small margin.
+            const sentAt = (o: Outcome) =>
+              `${describeOutcome(o)}, sent at ${Math.round(o.tInvoke - started)} ms`;
+            const slow = outcomes.filter((o) => o.ms > COMMAND_TIMEOUT_MS + 300).map(sentAt);
+            // Every non-2xx is one of the API's answers for a Redis failure.
+            const wrong = wrongFailures(outcomes);
+
+            // Durability: every acknowledged SET is visible unless a later write may have replaced it.
+            const lost: string[] = [];
+            for (const key of setKeys) {
+              const writes = outcomes.filter((o) => o.op.name === 'set' && o.op.key === key);
+              lost.push(
+                ...durabilityViolations(key, 'init', await direct.get(t.prefix + key), writes),
+              );
+            }
+
+            // Counters: final == ok + δ, 0 ≤ δ ≤ #OUTCOME_UNKNOWN.
+            const counterReport: Record<string, unknown> = {};
+            const counterErrors: string[] = [];
+            for (const key of counters) {
+              const incrs = outcomes.filter((o) => o.op.name === 'incr' && o.op.key === key);
+              const ok = incrs.filter(is2xx).length;
+              const unknown = incrs.filter((o) => o.code === 'OUTCOME_UNKNOWN').length;
+              const final = Number((await direct.get(t.prefix + key)) ?? 0);
+              counterReport[key] = { final, ok, unknown };
+              if (final < ok || final > ok + unknown) {
+                counterErrors.push(`${key}: final ${final}, ok ${ok}, unknown ${unknown}`);
+              }
+            }
+
+            const afterBack = outcomes.filter((o) => o.tInvoke >= backAt + 2000);
+            const okAfterBack = afterBack.filter(is2xx).length / afterBack.length;
+            const firstOkAfterBack = outcomes.find((o) => o.tInvoke >= backAt && is2xx(o));
+            const latencies = outcomes.map((o) => o.ms);
+            report('R-2', {
+              requests: outcomes.length,
+              outcomes: countBy(outcomes),
+              killedAtMs: Math.round(killedAt - started),
+              backAtMs: Math.round(backAt - started),
+              firstOkAfterBackMs: firstOkAfterBack
+                ? Math.round(firstOkAfterBack.tComplete - backAt)
+                : null,
+              okRatioFrom2sAfterBack: okAfterBack,
+              p99: percentile(latencies, 99),
+              max: Math.max(...latencies),
+              counters: counterReport,
+              eventLoopMaxDelayMs: Math.round(loopDelay.max / 1e6),
+              acknowledgedSets: outcomes.filter((o) => o.op.name === 'set' && is2xx(o)).length,
+            });
+            expect(backAt).toBeGreaterThan(0);
+            const stalled = `event loop max delay ${Math.round(loopDelay.max / 1e6)} ms`;
+            expect([stalled, ...outcomes.filter((o) => o.status === 0).map(sentAt)]).toEqual([
+              stalled,
+            ]);
+            // Every GET reads a seeded key that nothing deletes: a 404 would be a lost key.
+            expect(outcomes.filter((o) => o.status === 404).map(describeOutcome)).toEqual([]);
+            expect([stalled, ...slow]).toEqual([stalled]);
+            expect(wrong).toEqual([]);
+            expect(lost).toEqual([]);
+            expect(counterErrors).toEqual([]);
+            // The fault really happened, and the service really came back.
+            expect(outcomes.filter((o) => !is2xx(o)).length).toBeGreaterThan(0);
+            // (How many requests fall after the restart depends on how fast Redis restarts under
+            // load; 100 is plenty to measure the 99%.)
+            expect(afterBack.length).toBeGreaterThan(100);
+            expect(okAfterBack).toBeGreaterThanOrEqual(0.99);
+          },
+          { listen: true },
+        );
+      },
+      { args: DURABLE },
+    );
   }, 30000);
 
   it('R-3 a lost INCR reply followed by a reset never becomes two increments', async () => {
@@ -666,7 +656,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 20000);
 
   it('R-5 a stalled Redis (DEBUG SLEEP, CLIENT PAUSE) gives 504s within the timeout, no reconnect storm', async () => {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       await withApp(server.url, async (t) => {
         await untilReady(t);
         const admin = server.client();
@@ -779,7 +769,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 30000);
 
   it('R-7 after an outage Redis executes no command of a request already answered 503', async () => {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       await withApp(server.url, async (t) => {
         await untilReady(t);
         await server.kill();
@@ -869,7 +859,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 30000);
 
   it('R-13 answers writes with 507 REDIS_OOM while reads and deletes still work', async () => {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       await withApp(server.url, async (t) => {
         await untilReady(t);
         const admin = server.client();
@@ -918,8 +908,8 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 20000);
 
   it('R-14 answers writes with 503 REDIS_READONLY on a replica, reads still work, and recovers', async () => {
-    await withRedis({}, async (spare) => {
-      await withRedis({}, async (server) => {
+    await withRedisServer(async (spare) => {
+      await withRedisServer(async (server) => {
         await withApp(server.url, async (t) => {
           await untilReady(t);
           const primary = spare.client();
@@ -994,8 +984,8 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   it('R-14 with a host name reconnects on READONLY at most once per interval, never per write', async () => {
     // Behind a host name a reconnect may reach a new primary (DNS failover), so the service
     // does reconnect there, but a replica that stays a replica must not cause a reconnect storm.
-    await withRedis({}, async (spare) => {
-      await withRedis({}, async (server) => {
+    await withRedisServer(async (spare) => {
+      await withRedisServer(async (server) => {
         await withApp(`redis://localhost:${server.port}`, async (t) => {
           await untilReady(t);
           await spare.client().config('SET', 'repl-diskless-sync-delay', '0');
@@ -1069,26 +1059,29 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
           .map(describeOutcome),
       ).toEqual([]);
 
-      await withRedis({ port }, async () => {
-        const upAt = performance.now();
-        await untilReady(t, 2000);
-        const readyMs = performance.now() - upAt;
-        const written = await t.call('PUT', at('r17'), {
-          token: t.tokens.write,
-          body: { value: '1' },
-        });
-        report('R-17', {
-          requestsWhileDown: countBy(outcomes),
-          readyAfterRedisMs: Math.round(readyMs),
-        });
-        expect(readyMs).toBeLessThanOrEqual(2000);
-        expect(written.statusCode).toBe(200);
-      });
+      await withRedisServer(
+        async () => {
+          const upAt = performance.now();
+          await untilReady(t, 2000);
+          const readyMs = performance.now() - upAt;
+          const written = await t.call('PUT', at('r17'), {
+            token: t.tokens.write,
+            body: { value: '1' },
+          });
+          report('R-17', {
+            requestsWhileDown: countBy(outcomes),
+            readyAfterRedisMs: Math.round(readyMs),
+          });
+          expect(readyMs).toBeLessThanOrEqual(2000);
+          expect(written.statusCode).toBe(200);
+        },
+        { port },
+      );
     });
   }, 20000);
 
   it('R-17 LOADING: not ready while Redis loads its dataset, ready soon after', async () => {
-    await withRedis({}, async (server) => {
+    await withRedisServer(async (server) => {
       // A dataset that takes most of a second to load (catalogue: 3M keys; 1M is enough here).
       const seeding = server.client();
       await seeding.call('DEBUG', 'POPULATE', '1000000', 'key', '100');
