@@ -5,6 +5,7 @@ import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, type AppOptions } from './app.module';
 import type { AppConfig } from './config/app-config';
+import { installBodyParsers } from './common/body-parsers';
 import { AppValidationPipe } from './common/validation';
 import { AppError } from './errors/app-error';
 import { ProblemFilter } from './errors/problem.filter';
@@ -52,20 +53,14 @@ export async function createApp(
     {
       bufferLogs: true,
       abortOnError: false,
-      // Bodies are JSON (Fastify's own parser, with the proto-poisoning guards above) or, where
-      // a route says so, raw octets; forms and text/plain are refused with 415.
+      // Bodies are JSON or, where a route says so, raw octets (installBodyParsers).
       bodyParser: false,
     },
   );
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
-  fastify.removeContentTypeParser('text/plain');
-  fastify.addContentTypeParser(
-    'application/octet-stream',
-    { parseAs: 'buffer', bodyLimit: server.bodyLimitBytes },
-    (_request, body, done) => done(null, body),
-  );
+  installBodyParsers(fastify, config);
   app.getHttpServer().headersTimeout = server.headersTimeoutMs;
   app.useGlobalPipes(new AppValidationPipe());
   serveOpenApi(app);

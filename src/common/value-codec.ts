@@ -1,6 +1,7 @@
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsOptional } from 'class-validator';
+import { IsIn } from 'class-validator';
 import { AppError } from '../errors/app-error';
+import { Optional } from './validation';
 
 export const ENCODINGS = ['utf8', 'base64'] as const;
 export type Encoding = (typeof ENCODINGS)[number];
@@ -11,7 +12,7 @@ export class EncodingOption {
     enum: ENCODINGS,
     description: '`base64` carries arbitrary bytes; `utf8` (default) carries text',
   })
-  @IsOptional()
+  @Optional()
   @IsIn(ENCODINGS)
   encoding?: Encoding;
 }

@@ -209,6 +209,10 @@ export class LimitsConfig {
 
   @IntRange(0, 600000)
   maxBlockMs!: number;
+
+  /** Values (object members and array elements) one JSON body may hold. */
+  @IntRange(16, 10000000)
+  maxJsonValues!: number;
 }
 
 export class SseConfig {

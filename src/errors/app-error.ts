@@ -36,6 +36,11 @@ export const ERROR_CODES = [
 
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
+/** A validation problem lists at most this many fields: it stops at the first ones found. */
+export const MAX_FIELD_ERRORS = 20;
+/** Field paths longer than this are cut in `errors`: a name is echoed back, never a megabyte. */
+const MAX_FIELD_PATH = 128;
+
 /** One entry of a validation problem's `errors` list. */
 export interface FieldError {
   field: string;
@@ -63,7 +68,11 @@ export class AppError extends Error {
   }
 
   static validation(errors: FieldError[]): AppError {
-    return new AppError('VALIDATION_FAILED', 'The request is not valid.', { errors });
+    const listed = errors.slice(0, MAX_FIELD_ERRORS).map(({ field, message }) => ({
+      field: field.length > MAX_FIELD_PATH ? `${field.slice(0, MAX_FIELD_PATH)}…` : field,
+      message,
+    }));
+    return new AppError('VALIDATION_FAILED', 'The request is not valid.', { errors: listed });
   }
 
   static notFound(what: string): AppError {

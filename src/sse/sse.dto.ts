@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsOptional, IsString } from 'class-validator';
+import { IsString } from 'class-validator';
 import { EncodingOption } from '../common/value-codec';
+import { Optional } from '../common/validation';
 
 /** The query of every SSE endpoint: the encoding of payloads, and a browser's stream ticket. */
 export class EventsQuery extends EncodingOption {
@@ -9,7 +10,7 @@ export class EventsQuery extends EncodingOption {
       'A single-use ticket from POST /redis/tickets, in place of the Authorization header ' +
       "(browsers' EventSource cannot send headers); never the access token itself",
   })
-  @IsOptional()
+  @Optional()
   @IsString()
   ticket?: string;
 }

@@ -44,6 +44,7 @@ describe('configuration', () => {
       maxBatchKeys: 1000,
       maxScanCount: 1000,
       maxBlockMs: 30000,
+      maxJsonValues: 50000,
     });
     expect(config.auth.keyPatternsClaim).toBe('redis_keys');
     expect(config.sse.heartbeatMs).toBe(15000);

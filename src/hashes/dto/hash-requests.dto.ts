@@ -1,29 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsArray,
-  IsInt,
-  IsObject,
-  IsOptional,
-  IsString,
-  Max,
-  Min,
-  ValidateBy,
-} from 'class-validator';
+import { IsArray, IsInt, IsString, Max, Min } from 'class-validator';
 import { EncodingOption } from '../../common/value-codec';
+import { Optional, StringMap } from '../../common/validation';
 import { MAX_TTL_SECONDS } from '../../kv/dto/kv-requests.dto';
-
-/** Every value of a JSON object is a string (names are checked by the service: Keyspace). */
-const StringValues = (): PropertyDecorator =>
-  ValidateBy({
-    name: 'stringValues',
-    validator: {
-      validate: (value: unknown) =>
-        typeof value === 'object' &&
-        value !== null &&
-        Object.values(value).every((item) => typeof item === 'string'),
-      defaultMessage: (args) => `every value in ${args?.property} must be a string`,
-    },
-  });
 
 export class PutHashDto extends EncodingOption {
   @ApiProperty({
@@ -34,8 +13,7 @@ export class PutHashDto extends EncodingOption {
       'At most limits.maxBatchKeys fields, each value at most limits.maxValueBytes',
     example: { name: 'Ada', born: '1815' },
   })
-  @IsObject()
-  @StringValues()
+  @StringMap()
   fields!: Record<string, string>;
 
   @ApiPropertyOptional({
@@ -43,7 +21,7 @@ export class PutHashDto extends EncodingOption {
     maximum: MAX_TTL_SECONDS,
     description: "Expiry of the whole hash in whole seconds; omit to leave the key's expiry as is",
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(MAX_TTL_SECONDS)

@@ -4,14 +4,13 @@ import {
   IsBoolean,
   IsInt,
   IsNumber,
-  IsOptional,
   IsString,
   Matches,
   Max,
   Min,
   ValidateBy,
 } from 'class-validator';
-import { NotWith, QueryBool, QueryInt } from '../../common/validation';
+import { NotWith, Optional, QueryBool, QueryInt } from '../../common/validation';
 import { EncodingOption } from '../../common/value-codec';
 
 /** TTLs are whole seconds from 1 up to 2^31 - 1 (about 68 years). */
@@ -21,19 +20,19 @@ const ttlDescription = 'Expiry in whole seconds (1 to 2147483647); omit for no e
 
 export class SetOptions extends EncodingOption {
   @ApiPropertyOptional({ minimum: 1, maximum: MAX_TTL_SECONDS, description: ttlDescription })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(MAX_TTL_SECONDS)
   ttl?: number;
 
   @ApiPropertyOptional({ description: 'Only set the key if it does not exist (409 otherwise)' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   nx?: boolean;
 
   @ApiPropertyOptional({ description: 'Only set the key if it already exists (409 otherwise)' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   xx?: boolean;
 }
@@ -55,7 +54,7 @@ export class CreateValueDto extends SetOptions {
     maximum: MAX_TTL_SECONDS,
     description: 'Same as `ttl` (from the original design); give one of the two',
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(MAX_TTL_SECONDS)
@@ -68,7 +67,7 @@ export class PutValueDto extends SetOptions {
   value!: string;
 
   @ApiPropertyOptional({ description: "Keep the key's current expiry (not with `ttl`)" })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   keepTtl?: boolean;
 }
@@ -81,7 +80,7 @@ export class RawPutQuery {
     description: `${ttlDescription} (raw bodies only)`,
   })
   @QueryInt()
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   @Max(MAX_TTL_SECONDS)
@@ -89,19 +88,19 @@ export class RawPutQuery {
 
   @ApiPropertyOptional({ type: Boolean, description: 'NX (raw bodies only)' })
   @QueryBool()
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   nx?: boolean;
 
   @ApiPropertyOptional({ type: Boolean, description: 'XX (raw bodies only)' })
   @QueryBool()
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   xx?: boolean;
 
   @ApiPropertyOptional({ type: Boolean, description: 'KEEPTTL (raw bodies only)' })
   @QueryBool()
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   keepTtl?: boolean;
 }
@@ -110,13 +109,13 @@ export class GetValueQuery extends EncodingOption {}
 
 export class ListKeysQuery extends EncodingOption {
   @ApiPropertyOptional({ description: 'Read this one key (same answer as GET /redis/kv/{key})' })
-  @IsOptional()
+  @Optional()
   @IsString()
   key?: string;
 
   @ApiPropertyOptional({ description: 'List the keys that start with this text (literally)' })
   @NotWith('key')
-  @IsOptional()
+  @Optional()
   @IsString()
   prefix?: string;
 
@@ -128,7 +127,7 @@ export class ListKeysQuery extends EncodingOption {
     example: '0',
   })
   @NotWith('key')
-  @IsOptional()
+  @Optional()
   @Matches(/^[0-9A-Za-z_-]{1,64}$/, {
     message: 'cursor must be a cursor returned by a previous page',
   })
@@ -140,7 +139,7 @@ export class ListKeysQuery extends EncodingOption {
   })
   @QueryInt()
   @NotWith('key')
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   count?: number;
@@ -168,7 +167,7 @@ export class IncrDto {
     description:
       'An integer (INCRBY, exact within ±2^53-1) or a decimal number (INCRBYFLOAT); 1 by default',
   })
-  @IsOptional()
+  @Optional()
   @IsNumber({ allowNaN: false, allowInfinity: false })
   @ValidateBy({
     name: 'safeIncrement',

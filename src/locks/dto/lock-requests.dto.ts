@@ -1,5 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsInt, IsOptional, Matches, Max, Min } from 'class-validator';
+import { IsInt, Matches, Max, Min } from 'class-validator';
+import { Optional } from '../../common/validation';
 
 /** The shortest lease: below it the clock-drift allowance leaves no validity to speak of. */
 export const MIN_TTL_MS = 10;
@@ -29,7 +30,7 @@ export class AcquireLockDto {
       'How long to keep trying while another owner holds the lock, in milliseconds (0, the default: one attempt; at most limits.maxBlockMs)',
     example: 5000,
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   waitMs?: number;
@@ -40,7 +41,7 @@ export class AcquireLockDto {
     maximum: MAX_RETRY_DELAY_MS,
     description: `Mean pause between attempts while waiting, in milliseconds (${DEFAULT_RETRY_DELAY_MS} by default); each pause is jittered by ±50 %`,
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(MIN_RETRY_DELAY_MS)
   @Max(MAX_RETRY_DELAY_MS)

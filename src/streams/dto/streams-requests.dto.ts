@@ -1,17 +1,6 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsArray,
-  IsBoolean,
-  IsInt,
-  IsObject,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  ValidateBy,
-} from 'class-validator';
-import { NotWith, QueryBool, QueryInt } from '../../common/validation';
+import { IsArray, IsBoolean, IsInt, IsString, Matches, Max, Min } from 'class-validator';
+import { NotWith, Optional, QueryBool, QueryInt, StringMap } from '../../common/validation';
 import { EncodingOption } from '../../common/value-codec';
 import { EventsQuery } from '../../sse/sse.dto';
 
@@ -25,19 +14,6 @@ const RANGE_MESSAGE = 'must be -, +, an entry id, or ( and an entry id (exclusiv
 /** Largest 32-bit signed millisecond count, the bound of every `*Ms` field. */
 const MAX_MS = 2147483647;
 
-const IsStringRecord = (): PropertyDecorator =>
-  ValidateBy({
-    name: 'isStringRecord',
-    validator: {
-      validate: (value: unknown) =>
-        typeof value === 'object' &&
-        value !== null &&
-        !Array.isArray(value) &&
-        Object.values(value).every((item) => typeof item === 'string'),
-      defaultMessage: (args) => `${args?.property} must be an object whose values are strings`,
-    },
-  });
-
 export class AddEntryDto extends EncodingOption {
   @ApiProperty({
     type: 'object',
@@ -45,8 +21,7 @@ export class AddEntryDto extends EncodingOption {
     description: 'Field names and values (values are text, or base64 with encoding=base64)',
     example: { event: 'signup', user: '42' },
   })
-  @IsObject()
-  @IsStringRecord()
+  @StringMap()
   fields!: Record<string, string>;
 
   @ApiPropertyOptional({
@@ -54,7 +29,7 @@ export class AddEntryDto extends EncodingOption {
       'An explicit id (`<ms>-<seq>`, or `<ms>-*` for the next sequence); automatic when absent',
     example: '1700000000000-0',
   })
-  @IsOptional()
+  @Optional()
   @Matches(/^\d{1,20}(-(\d{1,20}|\*))?$/, { message: `id ${ENTRY_ID_MESSAGE}` })
   id?: string;
 
@@ -62,7 +37,7 @@ export class AddEntryDto extends EncodingOption {
     minimum: 0,
     description: 'Trim to this many entries (MAXLEN); at most streams.maxLength, its default',
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   maxLen?: number;
@@ -70,51 +45,51 @@ export class AddEntryDto extends EncodingOption {
   @ApiPropertyOptional({
     description: 'Trim approximately (`MAXLEN ~`, cheaper); exact when false (the default)',
   })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   approximate?: boolean;
 }
 
 export class RangeQuery extends EncodingOption {
   @ApiPropertyOptional({ description: `First id of the range; ${RANGE_MESSAGE}`, default: '-' })
-  @IsOptional()
+  @Optional()
   @Matches(RANGE_BOUND, { message: `start ${RANGE_MESSAGE}` })
   start?: string;
 
   @ApiPropertyOptional({ description: `Last id of the range; ${RANGE_MESSAGE}`, default: '+' })
-  @IsOptional()
+  @Optional()
   @Matches(RANGE_BOUND, { message: `end ${RANGE_MESSAGE}` })
   end?: string;
 
   @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
   @QueryInt()
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   count?: number;
 
   @ApiPropertyOptional({ type: Boolean, description: 'Newest first (XREVRANGE)' })
   @QueryBool()
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   reverse?: boolean;
 }
 
 export class TrimDto {
   @ApiPropertyOptional({ minimum: 0, description: 'Keep at most this many entries (MAXLEN)' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   maxLen?: number;
 
   @ApiPropertyOptional({ description: 'Remove the entries with a smaller id (MINID)' })
   @NotWith('maxLen')
-  @IsOptional()
+  @Optional()
   @Matches(ENTRY_ID, { message: `minId ${ENTRY_ID_MESSAGE}` })
   minId?: string;
 
   @ApiPropertyOptional({ description: 'Trim approximately (`~`, cheaper); exact by default' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   approximate?: boolean;
 }
@@ -126,7 +101,7 @@ export class TailQuery extends EventsQuery {
       'start after. A `Last-Event-ID` header takes precedence.',
     default: '$',
   })
-  @IsOptional()
+  @Optional()
   @Matches(/^(\$|\d{1,20}(-\d{1,20})?)$/, { message: `from must be $, 0 or an entry id` })
   from?: string;
 }
@@ -140,12 +115,12 @@ export class CreateGroupDto {
     description: '`$` (default): deliver entries added from now on; `0`: every entry; or an id',
     default: '$',
   })
-  @IsOptional()
+  @Optional()
   @Matches(/^(\$|\d{1,20}(-\d{1,20})?)$/, { message: 'from must be $, 0 or an entry id' })
   from?: string;
 
   @ApiPropertyOptional({ description: 'Create the stream when it is absent (default true)' })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   mkStream?: boolean;
 }
@@ -156,7 +131,7 @@ export class GroupReadDto extends EncodingOption {
   consumer!: string;
 
   @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 10 by default' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   count?: number;
@@ -167,7 +142,7 @@ export class GroupReadDto extends EncodingOption {
       'Wait up to this long for new entries when there are none (capped at limits.maxBlockMs); ' +
       'no wait when absent or 0',
   })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_MS)
@@ -176,7 +151,7 @@ export class GroupReadDto extends EncodingOption {
   @ApiPropertyOptional({
     description: 'Do not track the entries as pending (no ack needed, at-most-once)',
   })
-  @IsOptional()
+  @Optional()
   @IsBoolean()
   noAck?: boolean;
 }
@@ -190,20 +165,20 @@ export class AckDto {
 
 export class PendingQuery {
   @ApiPropertyOptional({ description: 'Only the entries of this consumer' })
-  @IsOptional()
+  @Optional()
   @IsString()
   consumer?: string;
 
   @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
   @QueryInt()
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   count?: number;
 
   @ApiPropertyOptional({ minimum: 0, description: 'Only entries idle at least this long' })
   @QueryInt()
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(0)
   @Max(MAX_MS)
@@ -222,7 +197,7 @@ export class ClaimDto extends EncodingOption {
   minIdleMs!: number;
 
   @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
-  @IsOptional()
+  @Optional()
   @IsInt()
   @Min(1)
   count?: number;
@@ -231,7 +206,7 @@ export class ClaimDto extends EncodingOption {
     description: 'Scan the pending list from this id (`nextStart` of the previous call); 0-0 first',
     default: '0-0',
   })
-  @IsOptional()
+  @Optional()
   @Matches(ENTRY_ID, { message: `start ${ENTRY_ID_MESSAGE}` })
   start?: string;
 }
