@@ -102,3 +102,45 @@ function matchClass(p: Buffer, start: number, byte: number): number {
 export function escapeGlob(text: string): string {
   return text.replace(/[*?[\]\\]/g, (char) => `\\${char}`);
 }
+
+/** The most members (characters or ranges) a character class of a caller's glob may list. */
+export const MAX_CLASS_MEMBERS = 32;
+
+/**
+ * Why a glob a caller sends (a pattern subscription) is too costly for Redis to match, or null:
+ * longer than `maxBytes`, or a character class of more than MAX_CLASS_MEMBERS members. Redis
+ * matches a class member by member for every character of every channel it publishes to, so
+ * five patterns with a class of 1,000 members held PUBLISH for everyone (docs/testing.md, I-4).
+ */
+export function globCostProblem(pattern: string, maxBytes: number): string | null {
+  const bytes = Buffer.from(pattern, 'utf8');
+  if (bytes.length > maxBytes) {
+    return `must be at most ${maxBytes} bytes (limits.maxPatternBytes)`;
+  }
+  for (let index = 0; index < bytes.length; index += 1) {
+    if (bytes[index] === BACKSLASH) {
+      index += 1;
+      continue;
+    }
+    if (bytes[index] !== OPEN) {
+      continue;
+    }
+    let members = 0;
+    index += 1;
+    if (bytes[index] === CARET) {
+      index += 1;
+    }
+    for (; index < bytes.length && bytes[index] !== CLOSE; index += 1) {
+      if (bytes[index] === BACKSLASH) {
+        index += 1;
+      } else if (bytes[index + 1] === DASH && index + 2 < bytes.length) {
+        index += 2;
+      }
+      members += 1;
+    }
+    if (members > MAX_CLASS_MEMBERS) {
+      return `must not hold a character class of more than ${MAX_CLASS_MEMBERS} members`;
+    }
+  }
+  return null;
+}

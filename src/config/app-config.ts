@@ -210,6 +210,14 @@ export class LimitsConfig {
   @IntRange(0, 600000)
   maxBlockMs!: number;
 
+  /** The longest glob a caller may send (pattern subscriptions). */
+  @IntRange(1, 65536)
+  maxPatternBytes!: number;
+
+  /** The most bytes of stored data one answer may carry (values, fields, entries). */
+  @IntRange(1024, 1073741824)
+  maxResponseBytes!: number;
+
   /** Values (object members and array elements) one JSON body may hold. */
   @IntRange(16, 10000000)
   maxJsonValues!: number;

@@ -185,6 +185,9 @@ function crossChecks(config: AppConfig, problems: string[]): void {
   if (auth.algorithms.length === 0) {
     problems.push('auth.algorithms: must list at least one algorithm');
   }
+  if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
+    problems.push('server.headersTimeoutMs: must not be greater than server.requestTimeoutMs');
+  }
   if (redis.socketTimeoutMs <= redis.commandTimeoutMs) {
     problems.push('redis.socketTimeoutMs: must be greater than redis.commandTimeoutMs');
   }

@@ -13,8 +13,10 @@ export const ERROR_CODES = [
   'NOT_A_NUMBER',
   'OUT_OF_RANGE',
   'PAYLOAD_TOO_LARGE',
+  'RESPONSE_TOO_LARGE',
   'UNSUPPORTED_MEDIA_TYPE',
   'RATE_LIMITED',
+  'QUOTA_EXCEEDED',
   'INTERNAL',
   'AUTH_UNAVAILABLE',
   'REDIS_UNAVAILABLE',
@@ -73,6 +75,14 @@ export class AppError extends Error {
       message,
     }));
     return new AppError('VALIDATION_FAILED', 'The request is not valid.', { errors: listed });
+  }
+
+  /** An answer that would carry more stored bytes than limits.maxResponseBytes allows. */
+  static responseTooLarge(limit: number): AppError {
+    return new AppError(
+      'RESPONSE_TOO_LARGE',
+      `The answer would carry more than ${limit} bytes of data (limits.maxResponseBytes); ask for fewer or smaller items.`,
+    );
   }
 
   static notFound(what: string): AppError {

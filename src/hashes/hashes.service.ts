@@ -27,6 +27,8 @@ export class HashesService {
   private readonly hsetExpire: ScriptRunner;
   private readonly deleteHash: ScriptRunner;
   private readonly hincrChecked: ScriptRunner;
+  private readonly hgetBounded: ScriptRunner;
+  private readonly hmgetBounded: ScriptRunner;
 
   constructor(
     private readonly redis: RedisManager,
@@ -40,17 +42,25 @@ export class HashesService {
     this.hsetExpire = redis.defineScript(join(__dirname, 'scripts', 'hset-expire-1.lua'));
     this.deleteHash = redis.defineScript(join(__dirname, 'scripts', 'delete-hash-1.lua'));
     this.hincrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
+    const bounded = (file: string) =>
+      redis.defineScript(join(__dirname, 'scripts', file), { buffers: true });
+    this.hgetBounded = bounded('hget-bounded-1.lua');
+    this.hmgetBounded = bounded('hmget-bounded-1.lua');
   }
 
-  /** Every field of a hash (HGETALL); stored field names must be UTF-8 like every name. */
+  /**
+   * Every field of a hash (HGETALL); stored field names must be UTF-8 like every name. A hash
+   * larger than limits.maxResponseBytes is not read (413).
+   */
   async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<HashDto> {
     const key = this.hashKey(principal, name);
     const reply = await this.redis.exec(
       'hashes.get',
       'read',
-      (client) => this.hgetallBytes([key], [], client) as Promise<Buffer[]>,
-      (pairs) => pairs.length === 0,
+      (client) => this.hgetallBytes([key], [this.maxResponseBytes], client) as Promise<Buffer[]>,
+      (pairs) => Array.isArray(pairs) && pairs.length === 0,
     );
+    this.checkBounded(reply);
     if (reply.length === 0) {
       throw AppError.notFound('The hash');
     }
@@ -71,24 +81,37 @@ export class HashesService {
     const bytes = await this.redis.exec(
       'hashes.get_field',
       'read',
-      (client) => client.hgetBuffer(key, field),
+      (client) =>
+        this.hgetBounded([key], [field, this.maxResponseBytes], client) as Promise<Buffer | null>,
       (value) => value === null,
     );
+    this.checkBounded(bytes);
     if (bytes === null) {
       throw AppError.notFound('The hash or the field');
     }
     return { key: name, field, value: this.codec.encode(bytes, encoding), encoding };
   }
 
-  /** The values of many fields (HMGET); only the fields that exist appear in the answer. */
+  /**
+   * The values of many fields (HMGET), each once; only the fields that exist appear in the
+   * answer. Nothing is read when they are larger together than limits.maxResponseBytes (413).
+   */
   async mget(principal: Principal, name: string, body: HashMgetDto): Promise<HashDto> {
     this.checkCount(body.fields.length);
     const named = body.fields.map((field, index): [string, string] => [`fields[${index}]`, field]);
     const key = this.hashKey(principal, name, this.fieldProblems(named));
-    const values = await this.redis.exec('hashes.mget', 'read', (client) =>
-      client.hmgetBuffer(key, ...body.fields),
+    const fields = [...new Set(body.fields)];
+    const names = fields.reduce((sum, field) => sum + Buffer.byteLength(field), 0);
+    const values = await this.redis.exec(
+      'hashes.mget',
+      'read',
+      (client) =>
+        this.hmgetBounded([key], [this.maxResponseBytes - names, ...fields], client) as Promise<
+          (Buffer | null)[]
+        >,
     );
-    const hits = body.fields.flatMap((field, index) => {
+    this.checkBounded(values);
+    const hits = fields.flatMap((field, index) => {
       const bytes = values[index];
       return bytes === null ? [] : [[field, this.codec.encode(bytes, body.encoding)] as const];
     });
@@ -181,6 +204,17 @@ export class HashesService {
       const problem = this.keyspace.nameProblem(field);
       return problem ? [{ field: where, message: problem }] : [];
     });
+  }
+
+  /** A bounded script answers the size it found, a number, where the data would not fit. */
+  private checkBounded(reply: unknown): void {
+    if (typeof reply === 'number') {
+      throw AppError.responseTooLarge(this.maxResponseBytes);
+    }
+  }
+
+  private get maxResponseBytes(): number {
+    return this.config.limits.maxResponseBytes;
   }
 
   private checkCount(count: number): void {

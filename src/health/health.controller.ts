@@ -7,6 +7,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
+import { CurrentPrincipal } from '../auth/current-principal.decorator';
+import type { Principal } from '../auth/principal';
 import { Public } from '../auth/public.decorator';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
@@ -45,11 +47,17 @@ export class HealthController {
   @ApiTags('status')
   @ApiOperation({
     summary: "Redis's and the gateway's state; 503 with the same body when Redis is down",
+    description:
+      'A token confined by key patterns gets null for the server-wide figures (keyspace, ' +
+      'memory, clients): they describe data outside its grant.',
   })
   @ApiOkResponse({ type: StatusDto })
   @ApiServiceUnavailableResponse({ type: StatusDto })
-  async status(@Res({ passthrough: true }) reply: FastifyReply): Promise<StatusDto> {
-    const report = await this.health.status();
+  async status(
+    @CurrentPrincipal() principal: Principal,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<StatusDto> {
+    const report = await this.health.status(principal.keyPatterns !== null);
     void reply.code(report.status === 'up' ? 200 : 503);
     return report;
   }

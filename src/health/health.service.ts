@@ -67,7 +67,11 @@ export class HealthService {
     }
   }
 
-  async status(): Promise<StatusDto> {
+  /**
+   * The state of Redis and of this instance; `confined` (a caller limited by key patterns)
+   * leaves out the server-wide figures: key counts, memory and clients describe every tenant.
+   */
+  async status(confined = false): Promise<StatusDto> {
     const gateway = {
       version: GATEWAY_VERSION,
       uptimeS: Math.floor((Date.now() - this.startedAt) / 1000),
@@ -87,9 +91,9 @@ export class HealthService {
           mode: this.redis.mode,
           role,
           nodes: this.redis.topology(role),
-          usedMemoryBytes: sumOf(infos, 'memory', 'used_memory'),
-          connectedClients: sumOf(infos, 'clients', 'connected_clients'),
-          keyspace: parseKeyspace(infos),
+          usedMemoryBytes: confined ? null : sumOf(infos, 'memory', 'used_memory'),
+          connectedClients: confined ? null : sumOf(infos, 'clients', 'connected_clients'),
+          keyspace: confined ? null : parseKeyspace(infos),
         },
         gateway,
       };

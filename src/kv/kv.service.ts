@@ -6,10 +6,12 @@ import { ValueCodec, type Encoding } from '../common/value-codec';
 import { AppError } from '../errors/app-error';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { Keyspace } from '../redis/keys';
+import { slotGroups } from '../redis/keys';
 import {
   INCR_CHECKED_SCRIPT,
   RedisManager,
   unwrapExec,
+  type RedisClient,
   type ScriptRunner,
 } from '../redis/redis-manager';
 import type {
@@ -45,6 +47,9 @@ interface SetRequest {
 
 const missing = (what: string) => AppError.notFound(what);
 
+/** The names of a batch, each once, in the order of their first mention. */
+const distinct = (names: readonly string[]): string[] => [...new Set(names)];
+
 /** SET's options: EX or KEEPTTL, then NX or XX; contradictions are a 400. */
 function setArguments(request: SetRequest): (string | number)[] {
   if (request.nx && request.xx) {
@@ -75,6 +80,8 @@ export class KvService {
   private readonly codec: ValueCodec;
   private readonly incrChecked: ScriptRunner;
   private readonly getWithTtl: ScriptRunner;
+  private readonly mgetBounded: ScriptRunner;
+  private readonly prefixBytes: number;
 
   constructor(
     private readonly redis: RedisManager,
@@ -82,9 +89,13 @@ export class KvService {
     private readonly metrics: GatewayMetrics,
     private readonly config: AppConfig,
   ) {
+    this.prefixBytes = Buffer.byteLength(config.redis.keyPrefix);
     this.codec = new ValueCodec(config.limits.maxValueBytes);
     this.incrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
     this.getWithTtl = redis.defineScript(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
+      buffers: true,
+    });
+    this.mgetBounded = redis.defineScript(join(__dirname, 'scripts', 'mget-bounded-n.lua'), {
       buffers: true,
     });
   }
@@ -97,12 +108,19 @@ export class KvService {
   /** The stored bytes and TTL, read together atomically (a read-only script, see its header). */
   async getBytes(principal: Principal, name: string): Promise<{ bytes: Buffer; ttl: number }> {
     const key = this.keyspace.key(principal, name);
-    const [bytes, ttl] = await this.redis.exec(
+    const { maxResponseBytes } = this.config.limits;
+    const [bytes, ttl, oversize] = await this.redis.exec(
       'kv.get',
       'read',
-      (client) => this.getWithTtl([key], [], client) as Promise<[Buffer | null, number]>,
-      ([value]) => value === null,
+      (client) =>
+        this.getWithTtl([key], [maxResponseBytes], client) as Promise<
+          [Buffer | null, number, number?]
+        >,
+      ([value, , size]) => value === null && size === undefined,
     );
+    if (oversize !== undefined) {
+      throw AppError.responseTooLarge(maxResponseBytes);
+    }
     this.countLookup(bytes !== null ? 1 : 0, bytes === null ? 1 : 0);
     if (bytes === null) {
       throw missing('The key');
@@ -208,29 +226,68 @@ export class KvService {
   }
 
   /**
-   * The values of many keys; only the keys that exist appear in the answer. In cluster mode one
-   * MGET per hash slot (each atomic, the whole not a snapshot).
+   * The values of many keys; only the keys that exist appear in the answer, each once. Nothing
+   * is read when the values together are larger than limits.maxResponseBytes (413). In cluster
+   * mode one bounded MGET per hash slot (each atomic, the whole not a snapshot).
    */
   async mget(principal: Principal, body: MgetDto): Promise<ValuesDto> {
-    const keys = this.batchKeys(principal, body);
+    const names = distinct(body.keys);
+    const keys = this.batchKeys(principal, { keys: names });
     const values = await this.redis.exec('kv.mget', 'read', (client) =>
-      this.redis.eachSlot(keys, (group) => client.mgetBuffer(...group)),
+      this.readBounded(client, keys),
     );
-    const hits = body.keys.flatMap((name, index) => {
+    const hits = names.flatMap((name, index) => {
       const bytes = values[index];
       return bytes === null ? [] : [[name, this.codec.encode(bytes, body.encoding)] as const];
     });
-    this.countLookup(hits.length, body.keys.length - hits.length);
+    this.countLookup(hits.length, names.length - hits.length);
     return { values: Object.fromEntries(hits) };
   }
 
-  /** DEL of many keys; in cluster mode one DEL per hash slot (each atomic, the whole not). */
+  /** DEL of many keys, each once; in cluster mode one DEL per hash slot (each atomic, the whole not). */
   async deleteMany(principal: Principal, body: KeysDto): Promise<DeletedDto> {
-    const keys = this.batchKeys(principal, body);
+    const keys = this.batchKeys(principal, { keys: distinct(body.keys) });
     const deleted = await this.redis.exec('kv.delete_many', 'write', (client) =>
       this.redis.countEachSlot(keys, (group) => client.del(...group)),
     );
     return { deleted };
+  }
+
+  /**
+   * MGET within limits.maxResponseBytes (the names count too). Across hash slots the values are
+   * measured first, and each slot's read gets its own measured share plus an even part of what
+   * is left, so the shares never add up to more than the bound even if values grow meanwhile.
+   */
+  private async readBounded(client: RedisClient, keys: string[]): Promise<(Buffer | null)[]> {
+    const { maxResponseBytes } = this.config.limits;
+    const names = keys.reduce((sum, key) => sum + Buffer.byteLength(key) - this.prefixBytes, 0);
+    const budget = maxResponseBytes - names;
+    const read = async (group: string[], share: number) => {
+      const reply = (await this.mgetBounded(group, [share], client)) as (Buffer | null)[] | number;
+      if (typeof reply === 'number') {
+        throw AppError.responseTooLarge(maxResponseBytes);
+      }
+      return reply;
+    };
+    const groups = this.redis.mode === 'cluster' ? slotGroups(keys) : [];
+    if (groups.length <= 1) {
+      return read(keys, budget);
+    }
+    const slotKeys = groups.map((group) => group.map((index) => keys[index]));
+    const sizes = (await Promise.all(
+      slotKeys.map((group) => this.mgetBounded(group, [-1], client)),
+    )) as number[];
+    const total = sizes.reduce((sum, size) => sum + size, 0);
+    if (total > budget) {
+      throw AppError.responseTooLarge(maxResponseBytes);
+    }
+    const spare = Math.floor((budget - total) / groups.length);
+    const replies = await Promise.all(
+      slotKeys.map((group, n) => read(group, sizes[n] + spare)),
+    );
+    const merged = new Array<Buffer | null>(keys.length);
+    groups.forEach((group, n) => group.forEach((index, at) => (merged[index] = replies[n][at])));
+    return merged;
   }
 
   async getTtl(principal: Principal, name: string): Promise<KeyTtlDto> {
@@ -314,7 +371,7 @@ export class KvService {
     return { nx: options.nx, xx: options.xx };
   }
 
-  private batchKeys(principal: Principal, body: KeysDto): string[] {
+  private batchKeys(principal: Principal, body: { keys: string[] }): string[] {
     const { maxBatchKeys } = this.config.limits;
     if (body.keys.length === 0 || body.keys.length > maxBatchKeys) {
       throw AppError.validation([

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
-import { escapeGlob } from '../auth/glob';
+import { escapeGlob, globCostProblem } from '../auth/glob';
 import type { Principal } from '../auth/principal';
 import { AppConfig } from '../config/app-config';
 import { ValueCodec, type Encoding } from '../common/value-codec';
@@ -117,7 +117,7 @@ export class PubSubService {
     private readonly keyspace: Keyspace,
     private readonly registry: SseRegistry,
     private readonly subscriptions: Subscriptions,
-    config: AppConfig,
+    private readonly config: AppConfig,
   ) {
     this.codec = new ValueCodec(config.limits.maxValueBytes);
   }
@@ -171,7 +171,9 @@ export class PubSubService {
 
   /** The Redis pattern for a caller's pattern: inside the key prefix, never wider than the grant. */
   private patternName(principal: Principal, pattern: string): string {
-    const problem = this.keyspace.nameProblem(pattern);
+    const problem =
+      this.keyspace.nameProblem(pattern) ??
+      globCostProblem(pattern, this.config.limits.maxPatternBytes);
     if (problem) {
       throw AppError.validation([{ field: 'pattern', message: `pattern ${problem}` }]);
     }

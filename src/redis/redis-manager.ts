@@ -423,34 +423,36 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * Loads a Lua script file named `<name>-<numberOfKeys>.lua` onto both command connections
-   * (and onto `clients`, e.g. lock nodes); with `buffers`, bulk replies come back as Buffers
-   * (binary-safe values).
+   * Loads a Lua script file named `<name>-<numberOfKeys>.lua` (`<name>-n.lua`: any number of
+   * keys) onto both command connections (and onto `clients`, e.g. lock nodes); with `buffers`,
+   * bulk replies come back as Buffers (binary-safe values).
    */
   defineScript(
     file: string,
     { buffers = false, clients = [] as RedisClient[] } = {},
   ): ScriptRunner {
-    const match = /^(.+)-(\d+)\.lua$/.exec(basename(file));
+    const match = /^(.+)-(\d+|n)\.lua$/.exec(basename(file));
     if (!match) {
       throw new Error(`Lua script file name must be <name>-<numberOfKeys>.lua: ${file}`);
     }
     const name = match[1].replace(/-(\w)/g, (_, char: string) => char.toUpperCase());
-    const numberOfKeys = Number(match[2]);
+    const numberOfKeys = match[2] === 'n' ? undefined : Number(match[2]);
     const lua = readFileSync(file, 'utf8');
     for (const client of [this.command, this.reads, ...clients]) {
       client.defineCommand(name, { numberOfKeys, lua });
     }
     const method = buffers ? `${name}Buffer` : name;
     return (keys, args, client) => {
-      if (keys.length !== numberOfKeys) {
+      if (numberOfKeys !== undefined && keys.length !== numberOfKeys) {
         throw new Error(`${name} takes ${numberOfKeys} keys`);
       }
       const script = client as unknown as Record<
         string,
         (...args: ScriptArg[]) => Promise<unknown>
       >;
-      return script[method](...keys, ...args);
+      return numberOfKeys === undefined
+        ? script[method](keys.length, ...keys, ...args)
+        : script[method](...keys, ...args);
     };
   }
 

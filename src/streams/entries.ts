@@ -8,6 +8,11 @@ export interface Entry {
   fields: Record<string, string>;
 }
 
+/** The bytes an entry holds: its id, names and values (what limits.maxResponseBytes counts). */
+export function entrySize([id, flat]: RawEntry): number {
+  return id.length + (flat ?? []).reduce((sum, part) => sum + part.length, 0);
+}
+
 /** `<ms>-<seq>` as two integers; `<ms>` alone is sequence 0. */
 function idParts(id: string): [bigint, bigint] {
   const dash = id.indexOf('-');

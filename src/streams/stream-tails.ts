@@ -10,7 +10,7 @@ import { BLOCKING_GRACE_MS, RedisManager, callBuffer, unwrapExec } from '../redi
 import { OperationTimeoutError } from '../redis/redis-errors';
 import { SseRegistry } from '../sse/sse-registry';
 import type { SseStream } from '../sse/sse-stream';
-import { compareIds, RESUMABLE_ID, toEntry, type RawEntry } from './entries';
+import { compareIds, entrySize, RESUMABLE_ID, toEntry, type RawEntry } from './entries';
 import { StreamsService } from './streams.service';
 
 /** How long one XREAD of a tail blocks; a tail is re-armed after each. */
@@ -35,10 +35,6 @@ export interface TailOptions {
   from?: string;
   lastEventId?: string;
   encoding?: Encoding;
-}
-
-function rawSize([id, flat]: RawEntry): number {
-  return id.length + (flat ?? []).reduce((sum, part) => sum + part.length, 0);
 }
 
 /**
@@ -160,7 +156,7 @@ class TailHub {
     for (const client of this.clients) {
       if (client.held) {
         client.held.push(...entries);
-        client.heldBytes += entries.reduce((sum, entry) => sum + rawSize(entry), 0);
+        client.heldBytes += entries.reduce((sum, entry) => sum + entrySize(entry), 0);
         if (client.heldBytes > this.tails.maxBufferBytes) {
           client.stream.end({ error: 'SLOW_CONSUMER' });
         }
@@ -196,7 +192,7 @@ export class StreamTails implements OnModuleDestroy {
     private readonly redis: RedisManager,
     private readonly keyspace: Keyspace,
     private readonly registry: SseRegistry,
-    streams: StreamsService,
+    private readonly streams: StreamsService,
     config: AppConfig,
   ) {
     this.maxBufferBytes = config.sse.maxBufferBytes;
@@ -339,14 +335,19 @@ export class StreamTails implements OnModuleDestroy {
    */
   private async catchUp(key: string, client: TailClient): Promise<void> {
     for (;;) {
-      const page = (await this.redis.exec('streams.tail_range', 'read', (redis) =>
-        callBuffer(redis, 'XRANGE', key, `(${client.lastId}`, '+', 'COUNT', PAGE),
-      )) as RawEntry[];
+      // Pages of at most PAGE entries and about one client buffer of bytes.
+      const [, truncated, page] = (await this.redis.exec('streams.tail_range', 'read', (redis) =>
+        this.streams.rangeBounded(
+          [key],
+          [`(${client.lastId}`, '+', PAGE, '0', this.maxBufferBytes, '1'],
+          redis,
+        ),
+      )) as [number, number, RawEntry[]];
       for (const entry of page) {
         await client.stream.drained();
         this.send(client, [entry]);
       }
-      if (page.length < PAGE || !client.stream.open) {
+      if ((page.length < PAGE && truncated === 0) || page.length === 0 || !client.stream.open) {
         return;
       }
     }

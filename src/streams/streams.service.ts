@@ -10,7 +10,6 @@ import {
   RedisManager,
   callBuffer,
   unwrapExec,
-  type RedisClient,
   type ScriptArg,
   type ScriptRunner,
 } from '../redis/redis-manager';
@@ -36,7 +35,7 @@ import type {
   StreamInfoDto,
   TrimmedDto,
 } from './dto/streams-responses.dto';
-import { pairs, toEntries, type RawEntry } from './entries';
+import { entrySize, pairs, toEntries, type RawEntry } from './entries';
 
 const DEFAULT_RANGE_COUNT = 100;
 const DEFAULT_READ_COUNT = 10;
@@ -50,6 +49,10 @@ type XreadReply = [key: Buffer, entries: RawEntry[]][] | null;
 export class StreamsService {
   readonly codec: ValueCodec;
   private readonly addIdempotent: ScriptRunner;
+  /** XRANGE within a byte budget (also the catch-up of stream tails). */
+  readonly rangeBounded: ScriptRunner;
+  private readonly readGroupBounded: ScriptRunner;
+  private readonly claimBounded: ScriptRunner;
 
   constructor(
     private readonly redis: RedisManager,
@@ -58,6 +61,11 @@ export class StreamsService {
   ) {
     this.codec = new ValueCodec(config.limits.maxValueBytes);
     this.addIdempotent = redis.defineScript(join(__dirname, 'scripts', 'xadd-idempotent-2.lua'));
+    const bounded = (file: string) =>
+      redis.defineScript(join(__dirname, 'scripts', file), { buffers: true });
+    this.rangeBounded = bounded('xrange-bounded-1.lua');
+    this.readGroupBounded = bounded('xreadgroup-bounded-1.lua');
+    this.claimBounded = bounded('xautoclaim-bounded-1.lua');
   }
 
   async add(
@@ -91,22 +99,21 @@ export class StreamsService {
     const start = query.start ?? '-';
     const end = query.end ?? '+';
     checkBounds(start, end);
-    const range: [string, ...ScriptArg[]] = query.reverse
-      ? ['XREVRANGE', key, end, start, 'COUNT', count]
-      : ['XRANGE', key, start, end, 'COUNT', count];
-    const [exists, raw] = await this.redis.exec('streams.range', 'read', async (client) =>
-      unwrapExec(
-        await client
-          .multi()
-          .exists(key)
-          .callBuffer(...range)
-          .exec(),
+    const { maxResponseBytes } = this.config.limits;
+    const [exists, truncated, raw] = (await this.redis.exec('streams.range', 'read', (client) =>
+      this.rangeBounded(
+        [key],
+        [start, end, count, query.reverse ? '1' : '0', maxResponseBytes, '0'],
+        client,
       ),
-    );
+    )) as [number, number, RawEntry[]];
     if (exists === 0) {
       throw AppError.notFound('The stream');
     }
-    return { key: name, entries: toEntries(raw as RawEntry[], this.codec, query.encoding) };
+    if (truncated === 1) {
+      throw AppError.responseTooLarge(maxResponseBytes);
+    }
+    return { key: name, entries: toEntries(raw, this.codec, query.encoding) };
   }
 
   async info(principal: Principal, name: string): Promise<StreamInfoDto> {
@@ -208,8 +215,11 @@ export class StreamsService {
   }
 
   /**
-   * XREADGROUP `>`: new entries for this consumer. With `blockMs` it waits on a connection of
-   * the blocking pool (never the shared one); `signal` ends the wait when the caller leaves.
+   * XREADGROUP `>`: new entries for this consumer, at most `count` and at most
+   * limits.maxResponseBytes of them (a shorter page when the next entry would not fit; 413
+   * when the first alone is larger). With `blockMs` and nothing to read yet, it waits for one
+   * entry on a connection of the blocking pool (never the shared one; `signal` ends the wait
+   * when the caller leaves), then reads what else fits without waiting.
    */
   async read(
     principal: Principal,
@@ -222,25 +232,47 @@ export class StreamsService {
     this.checkNames({ group, consumer: body.consumer });
     const count = this.count(body.count, DEFAULT_READ_COUNT, 'count');
     const blockMs = Math.min(body.blockMs ?? 0, this.config.limits.maxBlockMs);
-    const args: ScriptArg[] = ['GROUP', group, body.consumer, 'COUNT', count];
-    if (blockMs > 0) {
-      args.push('BLOCK', blockMs);
-    }
-    if (body.noAck) {
-      args.push('NOACK');
-    }
-    args.push('STREAMS', key, '>');
-    const run = (client: RedisClient) =>
-      callBuffer(client, 'XREADGROUP', ...args) as Promise<XreadReply>;
+    const { maxResponseBytes } = this.config.limits;
+    const noAck = body.noAck ? '1' : '0';
     // It runs on the writes connection (XREADGROUP changes the pending list), but a lost reply
     // is answered like a read's (503, or 504 REDIS_TIMEOUT), not OUTCOME_UNKNOWN: what it may
     // have delivered stays pending and comes back through pending and claim, so a plain retry
-    // is always right (RELIABILITY.md X-2, X-5).
-    const reply =
-      blockMs > 0
-        ? await this.redis.blockingExec('streams.read', 'read', blockMs, run, signal)
-        : await this.redis.execOn(this.redis.command, 'streams.read', 'read', run);
-    return { entries: toEntries(reply?.[0]?.[1] ?? null, this.codec, body.encoding) };
+    // is always right (docs/testing.md, X-2 and X-5).
+    const readNow = (limit: number, budget: number) =>
+      this.redis.execOn(this.redis.command, 'streams.read', 'read', async (client) => {
+        const reply = (await this.readGroupBounded(
+          [key],
+          [group, body.consumer, limit, noAck, budget],
+          client,
+        )) as XreadReply | number;
+        if (typeof reply === 'number') {
+          throw AppError.responseTooLarge(maxResponseBytes);
+        }
+        return reply?.[0]?.[1] ?? [];
+      });
+    let entries = await readNow(count, maxResponseBytes);
+    if (entries.length === 0 && blockMs > 0) {
+      const args: ScriptArg[] = ['GROUP', group, body.consumer, 'COUNT', 1, 'BLOCK', blockMs];
+      if (body.noAck) {
+        args.push('NOACK');
+      }
+      args.push('STREAMS', key, '>');
+      const reply = await this.redis.blockingExec(
+        'streams.read',
+        'read',
+        blockMs,
+        (client) => callBuffer(client, 'XREADGROUP', ...args) as Promise<XreadReply>,
+        signal,
+      );
+      entries = reply?.[0]?.[1] ?? [];
+      const left = maxResponseBytes - entries.reduce((sum, entry) => sum + entrySize(entry), 0);
+      if (entries.length > 0 && count > 1 && left > 0) {
+        // What arrived with the first entry; the first is delivered either way, so a failure
+        // here answers it alone.
+        entries = [...entries, ...(await readNow(count - 1, left).catch(() => []))];
+      }
+    }
+    return { entries: toEntries(entries, this.codec, body.encoding) };
   }
 
   async ack(
@@ -328,19 +360,17 @@ export class StreamsService {
     const key = this.keyspace.key(principal, name);
     this.checkNames({ group, consumer: body.consumer });
     const count = this.count(body.count, DEFAULT_RANGE_COUNT, 'count');
+    const { maxResponseBytes } = this.config.limits;
     const reply = (await this.redis.exec('streams.claim', 'write', (client) =>
-      callBuffer(
+      this.claimBounded(
+        [key],
+        [group, body.consumer, body.minIdleMs, body.start ?? '0-0', count, maxResponseBytes],
         client,
-        'XAUTOCLAIM',
-        key,
-        group,
-        body.consumer,
-        body.minIdleMs,
-        body.start ?? '0-0',
-        'COUNT',
-        count,
       ),
-    )) as [Buffer, RawEntry[], Buffer[] | undefined];
+    )) as [Buffer, RawEntry[], Buffer[] | undefined] | number;
+    if (typeof reply === 'number') {
+      throw AppError.responseTooLarge(maxResponseBytes);
+    }
     return {
       entries: toEntries(reply[1], this.codec, body.encoding),
       nextStart: reply[0].toString(),

@@ -1,5 +1,9 @@
+import { connect, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { TestApp } from '../support/app';
+import { SseClient } from '../support/sse';
 import { expectProblem } from '../support/problems';
+import { sleep } from '../support/ports';
 import { whileProbing } from '../support/probe';
 
 /**
@@ -11,7 +15,7 @@ describe('limits: one caller cannot starve the others', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await TestApp.create();
+    t = await TestApp.create({ listen: true });
   });
 
   afterAll(async () => {
@@ -181,6 +185,341 @@ describe('limits: one caller cannot starve the others', () => {
         headers: { 'content-type': 'application/json' },
       });
       expectProblem(missing, 400, 'VALIDATION_FAILED');
+    });
+  });
+
+  describe('batch reads cannot amplify (limits.maxResponseBytes)', () => {
+    const LIMIT = 64 * 1024;
+    let b: TestApp;
+
+    beforeAll(async () => {
+      b = await TestApp.create({
+        issuer: t.issuer,
+        config: { limits: { maxResponseBytes: LIMIT, maxValueBytes: 2 * LIMIT } },
+      });
+    });
+
+    afterAll(async () => {
+      await b.close();
+    });
+
+    const put = (name: string, bytes: number) =>
+      b.call('PUT', `/redis/kv/${name}`, {
+        token: b.tokens.write,
+        body: { value: 'x'.repeat(bytes) },
+      });
+
+    it('_mget folds duplicate names: one 40 KiB key named 1,000 times is read once', async () => {
+      await put('big', 40 * 1024);
+      const before = await b.redis.info('stats');
+      const { result, probeFailures } = await whileProbing(
+        b,
+        () =>
+          b.call('POST', '/redis/kv/_mget', {
+            token: b.tokens.read,
+            body: { keys: Array(1000).fill('big') },
+          }),
+        { url: '/redis/kv/big', token: b.tokens.read },
+      );
+      expect(result.statusCode).toBe(200);
+      expect(Object.keys(result.json().values)).toEqual(['big']);
+      expect(result.body.length).toBeLessThan(LIMIT);
+      expect(probeFailures).toBe(0);
+      const after = await b.redis.info('stats');
+      const netOut = (info: string) => Number(/total_net_output_bytes:(\d+)/.exec(info)?.[1]);
+      // The probe reads the key too; a thousand copies would be 40 MiB.
+      expect(netOut(after) - netOut(before)).toBeLessThan(20 * LIMIT);
+    });
+
+    it('_mget at the limit answers; one byte past it is 413 before anything is read', async () => {
+      // Names count too: 'a' and 'b' are one byte each.
+      await put('a', LIMIT / 2 - 1);
+      await put('b', LIMIT / 2 - 1);
+      const fits = await b.call('POST', '/redis/kv/_mget', {
+        token: b.tokens.read,
+        body: { keys: ['a', 'b'] },
+      });
+      expect(fits.statusCode).toBe(200);
+      await put('b', LIMIT / 2);
+      const over = await b.call('POST', '/redis/kv/_mget', {
+        token: b.tokens.read,
+        body: { keys: ['a', 'b'] },
+      });
+      expectProblem(over, 413, 'RESPONSE_TOO_LARGE');
+      expect(over.body.length).toBeLessThan(1024);
+    });
+
+    it('_delete folds duplicates', async () => {
+      await put('d', 1);
+      const response = await b.call('POST', '/redis/kv/_delete', {
+        token: b.tokens.write,
+        body: { keys: ['d', 'd', 'd'] },
+      });
+      expect(response.json()).toEqual({ deleted: 1 });
+    });
+
+    it('a single value larger than the limit (written straight into Redis) is 413', async () => {
+      await b.redis.set(`${b.prefix}huge`, Buffer.alloc(LIMIT + 1, 97));
+      for (const accept of ['application/json', 'application/octet-stream']) {
+        const response = await b.call('GET', '/redis/kv/huge', {
+          token: b.tokens.read,
+          headers: { accept },
+        });
+        expectProblem(response, 413, 'RESPONSE_TOO_LARGE');
+      }
+      await b.redis.set(`${b.prefix}huge`, Buffer.alloc(LIMIT, 97));
+      expect((await b.call('GET', '/redis/kv/huge', { token: b.tokens.read })).statusCode).toBe(
+        200,
+      );
+    });
+
+    it('hashes: whole hash, one field and _mget are bounded; _mget folds duplicate fields', async () => {
+      const key = `${b.prefix}hash`;
+      await b.redis.hset(key, 'f1', 'x'.repeat(LIMIT / 2), 'f2', 'y'.repeat(LIMIT / 2));
+      expectProblem(
+        await b.call('GET', '/redis/hashes/hash', { token: b.tokens.read }),
+        413,
+        'RESPONSE_TOO_LARGE',
+      );
+      const folded = await b.call('POST', '/redis/hashes/hash/_mget', {
+        token: b.tokens.read,
+        body: { fields: Array(1000).fill('f1') },
+      });
+      expect(folded.statusCode).toBe(200);
+      expect(Object.keys(folded.json().fields)).toEqual(['f1']);
+      expectProblem(
+        await b.call('POST', '/redis/hashes/hash/_mget', {
+          token: b.tokens.read,
+          body: { fields: ['f1', 'f2'] },
+        }),
+        413,
+        'RESPONSE_TOO_LARGE',
+      );
+      await b.redis.hset(key, 'f3', 'z'.repeat(LIMIT + 1));
+      expectProblem(
+        await b.call('GET', '/redis/hashes/hash/fields/f3', { token: b.tokens.read }),
+        413,
+        'RESPONSE_TOO_LARGE',
+      );
+      expect(
+        (await b.call('GET', '/redis/hashes/hash/fields/f1', { token: b.tokens.read })).statusCode,
+      ).toBe(200);
+    });
+
+    it('streams: a range over the limit is 413; group reads and claims take what fits, nothing more', async () => {
+      const key = `${b.prefix}stream`;
+      const half = 'x'.repeat(LIMIT / 2);
+      for (let i = 0; i < 4; i += 1) {
+        await b.redis.xadd(key, '*', 'f', half);
+      }
+      expectProblem(
+        await b.call('GET', '/redis/streams/stream/entries', { token: b.tokens.read }),
+        413,
+        'RESPONSE_TOO_LARGE',
+      );
+      const one = await b.call('GET', '/redis/streams/stream/entries', {
+        token: b.tokens.read,
+        query: { count: '1' },
+      });
+      expect(one.json().entries).toHaveLength(1);
+
+      await b.redis.xgroup('CREATE', key, 'g', '0');
+      const read = await b.call('POST', '/redis/streams/stream/groups/g/read', {
+        token: b.tokens.write,
+        body: { consumer: 'c1', count: 10 },
+      });
+      expect(read.statusCode).toBe(200);
+      // Two halves and their ids are just over the limit: one entry per page.
+      expect(read.json().entries).toHaveLength(1);
+      const pending = (await b.redis.xpending(key, 'g')) as [number, ...unknown[]];
+      expect(pending[0]).toBe(1);
+
+      const claimed = await b.call('POST', '/redis/streams/stream/groups/g/claim', {
+        token: b.tokens.write,
+        body: { consumer: 'c2', minIdleMs: 0, count: 10 },
+      });
+      expect(claimed.statusCode).toBe(200);
+      expect(claimed.json().entries).toHaveLength(1);
+
+      await b.redis.xadd(key, '*', 'f', 'x'.repeat(LIMIT + 1));
+      await b.redis.xgroup('CREATE', key, 'late', '$');
+      await b.redis.xadd(key, '*', 'f', 'x'.repeat(LIMIT + 1));
+      const tooLarge = await b.call('POST', '/redis/streams/stream/groups/late/read', {
+        token: b.tokens.write,
+        body: { consumer: 'c1' },
+      });
+      expectProblem(tooLarge, 413, 'RESPONSE_TOO_LARGE');
+      // Nothing was delivered: the entry is still there for a consumer that can take it.
+      const latePending = (await b.redis.xpending(key, 'late')) as [number, ...unknown[]];
+      expect(latePending[0]).toBe(0);
+    });
+  });
+
+  describe('patterns are bounded (limits.maxPatternBytes, classes of 32 members)', () => {
+    const events = (pattern: string) =>
+      `/redis/pubsub/patterns/${encodeURIComponent(pattern)}/events`;
+    const open = (pattern: string) =>
+      SseClient.open(`${t.baseUrl}${events(pattern)}`, {
+        headers: { authorization: `Bearer ${t.tokens.read}` },
+      });
+
+    it.each([
+      ['256 bytes', 'p'.repeat(255) + '*', 200],
+      ['257 bytes', 'p'.repeat(256) + '*', 400],
+      ['a class of 32 members', `*[${'abcdefghijklmnopqrstuvwxyz012345'}]x`, 200],
+      ['a class of 33 members', `*[${'abcdefghijklmnopqrstuvwxyz0123456'}]x`, 400],
+      ['a class of 32 ranges', `*[${'a-b'.repeat(32)}]x`, 200],
+      ['a negated class of 33 members', `*[^${'b'.repeat(33)}]x`, 400],
+      ['the attack of the report', `*[${'b'.repeat(1000)}]x`, 400],
+      ['escaped brackets (no class)', `*\\[${'b'.repeat(100)}\\]x`, 200],
+    ])('%s: %d', async (_label, pattern, status) => {
+      const client = await open(pattern);
+      try {
+        expect(client.status).toBe(status);
+        if (status === 400) {
+          expect(JSON.parse(client.body)).toMatchObject({ code: 'VALIDATION_FAILED' });
+        }
+      } finally {
+        client.close();
+      }
+      // Another caller is served meanwhile.
+      expect((await t.call('GET', '/healthz')).statusCode).toBe(200);
+    });
+  });
+
+  describe('small things callers hit', () => {
+    it('every /redis answer has nosniff and no-store, refusals included', async () => {
+      for (const [token, url] of [
+        [t.tokens.read, '/redis/status'],
+        [t.tokens.read, '/redis/kv/absent'],
+        [undefined, '/redis/kv/absent'],
+        [t.tokens.write, '/redis/kv/absent'],
+      ] as const) {
+        const response = await t.call('GET', url, { token });
+        expect(response.headers['x-content-type-options']).toBe('nosniff');
+        expect(response.headers['cache-control']).toBe('no-store');
+      }
+    });
+
+    it('a token confined by redis_keys gets /redis/status without server-wide figures', async () => {
+      const confined = await t.token({ scopes: ['redis:read'], keyPatterns: ['app:*'] });
+      const answer = await t.call('GET', '/redis/status', { token: confined });
+      expect(answer.statusCode).toBe(200);
+      const narrow = answer.json();
+      expect(narrow.redis).toMatchObject({
+        keyspace: null,
+        usedMemoryBytes: null,
+        connectedClients: null,
+      });
+      expect(narrow.status).toBe('up');
+      const wide = (await t.call('GET', '/redis/status', { token: t.tokens.read })).json();
+      expect(wide.redis.usedMemoryBytes).toBeGreaterThan(0);
+      expect(wide.redis.connectedClients).toBeGreaterThan(0);
+    });
+  });
+
+  describe('slow clients are cut on time (Z-4)', () => {
+    const HEADERS_MS = 2000;
+    const REQUEST_MS = 3000;
+    let slow: TestApp;
+
+    beforeAll(async () => {
+      slow = await TestApp.create({
+        issuer: t.issuer,
+        listen: true,
+        config: {
+          server: {
+            headersTimeoutMs: HEADERS_MS,
+            requestTimeoutMs: REQUEST_MS,
+            keepAliveTimeoutMs: 5000,
+          },
+        },
+      });
+    });
+
+    afterAll(async () => {
+      await slow.close();
+    });
+
+    /** Opens a socket to the app; resolves with when it was closed by the server. */
+    const socketTo = (onOpen: (socket: Socket) => void) =>
+      new Promise<{ socket: Socket; closed: Promise<number> }>((resolve, reject) => {
+        const { port } = new URL(slow.baseUrl);
+        const socket = connect(Number(port), '127.0.0.1');
+        socket.on('error', () => undefined);
+        // Flowing, so the server's 408 and close are read as they come.
+        socket.resume();
+        const closed = new Promise<number>((done) =>
+          socket.once('close', () => done(performance.now())),
+        );
+        socket.once('connect', () => {
+          onOpen(socket);
+          resolve({ socket, closed });
+        });
+        socket.once('error', reject);
+      });
+
+    it('sockets that send a header line every second are closed within headersTimeoutMs + 1 s, others served', async () => {
+      const started = performance.now();
+      const timers: NodeJS.Timeout[] = [];
+      const sockets = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          socketTo((socket) => {
+            socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n');
+            timers.push(setInterval(() => socket.write(`X-Slow-${i}: y\r\n`), 1000));
+          }),
+        ),
+      );
+      try {
+        const latencies: number[] = [];
+        const probing = (async () => {
+          while (performance.now() - started < HEADERS_MS + 1500) {
+            const at = performance.now();
+            const response = await fetch(`${slow.baseUrl}/redis/kv/absent`, {
+              headers: { authorization: `Bearer ${slow.tokens.read}` },
+            });
+            expect(response.status).toBe(404);
+            await response.arrayBuffer();
+            latencies.push(performance.now() - at);
+            await sleep(20);
+          }
+        })();
+        const closedAt = await Promise.all(sockets.map(({ closed }) => closed));
+        await probing;
+        const slowest = Math.max(...closedAt) - started;
+        latencies.sort((a, b) => a - b);
+        const p99 = latencies[Math.floor(latencies.length * 0.99)];
+        report('slow headers', {
+          sockets: 200,
+          firstCloseMs: Math.min(...closedAt) - started,
+          slowestCloseMs: slowest,
+          probeP99Ms: p99,
+        });
+        expect(slowest).toBeLessThan(HEADERS_MS + 1000 + 500);
+        expect(slowest).toBeGreaterThan(HEADERS_MS - 100);
+        expect(p99).toBeLessThan(250);
+      } finally {
+        timers.forEach(clearInterval);
+        sockets.forEach(({ socket }) => socket.destroy());
+      }
+    });
+
+    it('a body that stops short of its Content-Length is cut within requestTimeoutMs + 1 s', async () => {
+      const started = performance.now();
+      const { socket, closed } = await socketTo((s) =>
+        s.write(
+          'PUT /redis/kv/short HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n' +
+            `Authorization: Bearer ${slow.tokens.write}\r\nContent-Length: 100\r\n\r\n{"value":`,
+        ),
+      );
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
+      const closedAt = await closed;
+      const elapsed = closedAt - started;
+      report('short body', { closeMs: elapsed });
+      expect(elapsed).toBeLessThan(REQUEST_MS + 1000 + 500);
+      expect(answer).toMatch(/^HTTP\/1\.1 408/);
+      expect(await slow.storedKeys()).toEqual([]);
     });
   });
 });

@@ -268,11 +268,18 @@ describe('stream tails over Server-Sent Events', () => {
       expect(refused.status).toBe(503);
       expect(refused.headers['retry-after']).toBeDefined();
       expect(JSON.parse(refused.body)).toMatchObject({ code: 'BLOCKING_POOL_EXHAUSTED' });
+      // A group read finds nothing to read at once, and then no connection to wait on.
+      const group = await t.call('POST', '/redis/streams/pool:0/groups', {
+        token: t.tokens.write,
+        body: { group: 'g' },
+      });
+      expect(group.statusCode).toBe(201);
       const blockedRead = await t.call('POST', '/redis/streams/pool:0/groups/g/read', {
         token: t.tokens.write,
         body: { consumer: 'c', blockMs: 1000 },
       });
       expect(blockedRead.statusCode).toBe(503);
+      expect(blockedRead.json()).toMatchObject({ code: 'BLOCKING_POOL_EXHAUSTED' });
 
       const id = await add('pool:1', { n: '1' });
       const onOne = clients.filter((_, i) => i % 4 === 1);

@@ -44,6 +44,8 @@ describe('configuration', () => {
       maxBatchKeys: 1000,
       maxScanCount: 1000,
       maxBlockMs: 30000,
+      maxPatternBytes: 256,
+      maxResponseBytes: 16 * 1024 * 1024,
       maxJsonValues: 50000,
     });
     expect(config.auth.keyPatternsClaim).toBe('redis_keys');
