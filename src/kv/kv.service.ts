@@ -282,9 +282,7 @@ export class KvService {
       throw AppError.responseTooLarge(maxResponseBytes);
     }
     const spare = Math.floor((budget - total) / groups.length);
-    const replies = await Promise.all(
-      slotKeys.map((group, n) => read(group, sizes[n] + spare)),
-    );
+    const replies = await Promise.all(slotKeys.map((group, n) => read(group, sizes[n] + spare)));
     const merged = new Array<Buffer | null>(keys.length);
     groups.forEach((group, n) => group.forEach((index, at) => (merged[index] = replies[n][at])));
     return merged;
