@@ -32,6 +32,7 @@ export async function createApp(
 ): Promise<NestFastifyApplication> {
   const { server } = config;
   const problems = new ProblemFilter(config);
+  const { trustedProxies } = config.rateLimits;
   const adapter = new FastifyAdapter({
     // Errors Fastify answers before routing (a URL that is not valid percent-encoded UTF-8).
     frameworkErrors: (_error: Error, request: FastifyRequest, reply: FastifyReply) =>
@@ -44,6 +45,8 @@ export async function createApp(
     genReqId: requestIdFor,
     requestIdHeader: false,
     return503OnClosing: true,
+    // request.ip is the client behind a trusted proxy (X-Forwarded-For), else the peer.
+    trustProxy: trustedProxies.length > 0 ? trustedProxies : false,
     keepAliveTimeout: server.keepAliveTimeoutMs,
     requestTimeout: server.requestTimeoutMs,
     http: {

@@ -4,6 +4,7 @@ import { Reflector } from '@nestjs/core';
 import { AuthGuard } from '@nestjs/passport';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error';
+import { RateLimits } from '../limits/rate-limits';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { Tickets } from '../sse/tickets';
 import { ACCEPTS_TICKET } from './accepts-ticket.decorator';
@@ -62,12 +63,15 @@ export function failureReason(error: unknown): string {
 export class JwtAuthGuard extends AuthGuard('jwt') {
   private readonly logger = new Logger(JwtAuthGuard.name);
   private readonly cache: TokenCache;
+  /** Verifications in flight, by the token's cache key. */
+  private readonly verifying = new Map<string, Promise<Principal>>();
 
   constructor(
     private readonly reflector: Reflector,
     private readonly keys: JwksKeyResolver,
     private readonly metrics: GatewayMetrics,
     private readonly tickets: Tickets,
+    private readonly limits: RateLimits,
     config: AppConfig,
   ) {
     super();
@@ -92,19 +96,50 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     }
     // A token verified a moment ago is taken from the cache: no signature check per request.
     const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
-    const cacheKey = bearer === undefined ? undefined : TokenCache.key(bearer);
-    const cached = cacheKey === undefined ? undefined : this.cache.get(cacheKey);
-    if (cached) {
-      (request as FastifyRequest & { user: Principal }).user = cached;
-      return true;
+    if (bearer === undefined) {
+      // No token to check: passport refuses it (401) without any signature work.
+      return (await super.canActivate(context)) as boolean;
     }
+    const cacheKey = TokenCache.key(bearer);
+    const user = this.cache.get(cacheKey) ?? (await this.verifyOnce(context, request, cacheKey));
+    (request as FastifyRequest & { user: Principal }).user = user;
+    return true;
+  }
+
+  /**
+   * Verifies a token that is not in the cache, once however many requests bring it at the same
+   * time (a service that starts and sends a hundred requests with a new token costs one
+   * signature check, and one of its address's verifications); the others wait for that result.
+   */
+  private verifyOnce(
+    context: ExecutionContext,
+    request: FastifyRequest,
+    cacheKey: string,
+  ): Promise<Principal> {
+    let verifying = this.verifying.get(cacheKey);
+    if (!verifying) {
+      verifying = this.verify(context, request, cacheKey).finally(() =>
+        this.verifying.delete(cacheKey),
+      );
+      this.verifying.set(cacheKey, verifying);
+    }
+    return verifying;
+  }
+
+  private async verify(
+    context: ExecutionContext,
+    request: FastifyRequest,
+    cacheKey: string,
+  ): Promise<Principal> {
+    // An address that sent too many refused tokens gets 429 before any signature work; its
+    // verification is charged first and given back when the token is good.
+    await this.limits.chargeVerification(request.ip);
     await this.keys.ready();
-    const verified = (await super.canActivate(context)) as boolean;
-    const principal = (request as FastifyRequest & { user?: Principal }).user;
-    if (verified && principal && cacheKey !== undefined) {
-      this.cache.set(cacheKey, principal);
-    }
-    return verified;
+    await super.canActivate(context);
+    const principal = (request as FastifyRequest & { user: Principal }).user;
+    this.limits.refundVerification(request.ip);
+    this.cache.set(cacheKey, principal);
+    return principal;
   }
 
   override handleRequest<TUser>(error: unknown, user: TUser, info: unknown): TUser {
@@ -112,23 +147,29 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       return user;
     }
     const reason = failureReason(error ?? info);
-    this.metrics.authFailures.inc({ reason });
+    this.refused(reason);
     this.logger.debug({ reason }, 'token refused');
     throw this.invalidToken();
+  }
+
+  private refused(reason: string): void {
+    this.metrics.authFailures.inc({ reason });
   }
 
   /** A stream ticket in place of the header: valid once, for its own path only (else 401). */
   private async redeem(request: FastifyRequest, ticket: unknown): Promise<Principal> {
     if (request.headers.authorization !== undefined) {
-      this.metrics.authFailures.inc({ reason: 'malformed' });
+      this.refused('malformed');
       throw new AppError('BAD_REQUEST', 'Send either a ticket or an Authorization header.');
     }
+    await this.limits.chargeVerification(request.ip);
     const path = request.url.split('?')[0];
     const principal = typeof ticket === 'string' ? await this.tickets.redeem(ticket, path) : null;
     if (!principal) {
-      this.metrics.authFailures.inc({ reason: 'ticket' });
+      this.refused('ticket');
       throw this.invalidToken();
     }
+    this.limits.refundVerification(request.ip);
     return principal;
   }
 
@@ -137,16 +178,16 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       (_, index, all) => index % 2 === 0 && all[index].toLowerCase() === 'authorization',
     ).length;
     if (authorizationHeaders > 1) {
-      this.metrics.authFailures.inc({ reason: 'malformed' });
+      this.refused('malformed');
       throw new AppError('BAD_REQUEST', 'Send exactly one Authorization header.');
     }
     const query = request.query as Record<string, unknown> | undefined;
     if (query && 'access_token' in query) {
       if (authorizationHeaders > 0) {
-        this.metrics.authFailures.inc({ reason: 'malformed' });
+        this.refused('malformed');
         throw new AppError('BAD_REQUEST', 'Send the access token in one way only.');
       }
-      this.metrics.authFailures.inc({ reason: 'token_in_url' });
+      this.refused('token_in_url');
       throw this.invalidToken();
     }
   }

@@ -30,6 +30,9 @@ export type AsymmetricAlgorithm = (typeof ASYMMETRIC_ALGORITHMS)[number];
 export const REDIS_MODES = ['standalone', 'sentinel', 'cluster'] as const;
 export type RedisMode = (typeof REDIS_MODES)[number];
 
+export const RATE_LIMIT_SCOPES = ['instance', 'global'] as const;
+export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
+
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
@@ -263,6 +266,39 @@ export class LocksConfig {
   nodes!: string[];
 }
 
+export class RateLimitsConfig {
+  /** Each subject's token bucket refills at this rate; 0 turns the request limit off. */
+  @IntRange(0, 10000000)
+  requestsPerSecond!: number;
+
+  /** Each subject's bucket holds at most this many requests. */
+  @IntRange(1, 100000000)
+  burst!: number;
+
+  /** `instance`: buckets in memory; `global`: shared by every instance through Redis. */
+  @OneOf(RATE_LIMIT_SCOPES)
+  scope!: RateLimitScope;
+
+  /** Refused tokens per client address and minute before 429; 0 turns it off. */
+  @IntRange(0, 10000000)
+  authFailuresPerMinute!: number;
+
+  /** CIDRs of proxies whose X-Forwarded-For names the client (for the address limit). */
+  @IsArray({ message: 'must be a list of CIDRs (10.0.0.0/8) or addresses' })
+  @IsString({ each: true, message: 'must be a list of CIDRs (10.0.0.0/8) or addresses' })
+  trustedProxies!: string[];
+}
+
+export class QuotasConfig {
+  /** Locks one subject may hold at once (counted in Redis); 0 turns the quota off. */
+  @IntRange(0, 10000000)
+  locksPerSubject!: number;
+
+  /** Blocking-pool connections one subject may hold (blocking group reads, stream tails). */
+  @IntRange(0, 10000)
+  blockingPerSubject!: number;
+}
+
 export class LogConfig {
   @OneOf(LOG_LEVELS)
   level!: LogLevel;
@@ -297,6 +333,14 @@ export class AppConfig {
   @ValidateNested()
   @Type(() => LocksConfig)
   locks!: LocksConfig;
+
+  @ValidateNested()
+  @Type(() => RateLimitsConfig)
+  rateLimits!: RateLimitsConfig;
+
+  @ValidateNested()
+  @Type(() => QuotasConfig)
+  quotas!: QuotasConfig;
 
   @ValidateNested()
   @Type(() => LogConfig)

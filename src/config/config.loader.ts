@@ -136,6 +136,18 @@ function flatten(errors: ValidationError[], parent = ''): string[] {
   });
 }
 
+/** An IPv4 or IPv6 address, optionally with a prefix length (`10.0.0.0/8`, `::1/128`). */
+function isCidr(entry: string): boolean {
+  const [address, bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) {
+    return false;
+  }
+  return (
+    bits === undefined || (/^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128))
+  );
+}
+
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '');
   if (host === 'localhost' || host === '::1') {
@@ -184,6 +196,12 @@ function crossChecks(config: AppConfig, problems: string[]): void {
   }
   if (auth.algorithms.length === 0) {
     problems.push('auth.algorithms: must list at least one algorithm');
+  }
+  for (const entry of config.rateLimits.trustedProxies) {
+    if (!isCidr(entry)) {
+      problems.push('rateLimits.trustedProxies: must be a list of CIDRs (10.0.0.0/8) or addresses');
+      break;
+    }
   }
   if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
     problems.push('server.headersTimeoutMs: must not be greater than server.requestTimeoutMs');

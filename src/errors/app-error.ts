@@ -57,16 +57,24 @@ export class AppError extends Error {
   readonly errors?: FieldError[];
   /** Response headers that belong to this error (e.g. WWW-Authenticate). */
   readonly headers: Readonly<Record<string, string>>;
+  /** For a 429: which limit (the `reason` of redis_gateway_rate_limited_total). */
+  readonly reason?: string;
 
   constructor(
     readonly code: ErrorCode,
     readonly detail: string,
-    options: { errors?: FieldError[]; headers?: Record<string, string>; cause?: unknown } = {},
+    options: {
+      errors?: FieldError[];
+      headers?: Record<string, string>;
+      cause?: unknown;
+      reason?: string;
+    } = {},
   ) {
     super(detail, { cause: options.cause });
     this.name = 'AppError';
     this.errors = options.errors;
     this.headers = options.headers ?? {};
+    this.reason = options.reason;
   }
 
   static validation(errors: FieldError[]): AppError {

@@ -1,7 +1,16 @@
-import { ArgumentsHost, Catch, HttpException, Logger, type ExceptionFilter } from '@nestjs/common';
+import {
+  ArgumentsHost,
+  Catch,
+  HttpException,
+  HttpStatus,
+  Logger,
+  Optional,
+  type ExceptionFilter,
+} from '@nestjs/common';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { AppConfig } from '../config/app-config';
+import { GatewayMetrics } from '../observability/gateway-metrics';
 import { AppError, type ErrorCode } from './app-error';
 import { ERROR_STATUS, codeForStatus, isRetryable } from './error-status';
 
@@ -26,6 +35,13 @@ const GENERIC_DETAIL: Partial<Record<ErrorCode, string>> = {
   INTERNAL: 'An internal error occurred.',
 };
 
+/** The `reason` of a 429 whose error does not name one. */
+const LIMIT_OF_CODE: Partial<Record<ErrorCode, string>> = {
+  TOO_MANY_SUBJECT_STREAMS: 'sse_streams',
+  RATE_LIMITED: 'requests',
+  QUOTA_EXCEEDED: 'quota',
+};
+
 /** Errors Fastify raises itself (body parsing, limits) carry a statusCode and a FST_ code. */
 function isHttpLikeError(error: unknown): error is Error & { statusCode: number } {
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
@@ -37,7 +53,10 @@ function isHttpLikeError(error: unknown): error is Error & { statusCode: number 
 export class ProblemFilter implements ExceptionFilter {
   private readonly logger = new Logger('ProblemFilter');
 
-  constructor(private readonly config: AppConfig) {}
+  constructor(
+    private readonly config: AppConfig,
+    @Optional() private readonly metrics?: GatewayMetrics,
+  ) {}
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const http = host.switchToHttp();
@@ -80,9 +99,16 @@ export class ProblemFilter implements ExceptionFilter {
       requestId: String(request.id),
       ...(error.errors ? { errors: error.errors } : {}),
     };
+    if (status === HttpStatus.TOO_MANY_REQUESTS) {
+      // Every 429, whichever limit answered it, in one metric.
+      this.metrics?.rateLimited.inc({
+        reason: error.reason ?? LIMIT_OF_CODE[error.code] ?? 'other',
+      });
+    }
     if (isRetryable(error.code)) {
       void reply.header('retry-after', String(this.config.server.retryAfterS));
     }
+    // An error's own headers (a Retry-After it computed) win over the default.
     void reply.headers(error.headers).code(status).type(PROBLEM_CONTENT_TYPE).send(body);
   }
 }

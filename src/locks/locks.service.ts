@@ -10,7 +10,12 @@ import { AppError, type ErrorCode } from '../errors/app-error';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { Keyspace, RESERVED_NAMESPACE } from '../redis/keys';
 import type { OperationKind } from '../redis/redis-errors';
-import { RedisManager, type RedisClient, type ScriptRunner } from '../redis/redis-manager';
+import {
+  RedisManager,
+  type RedisClient,
+  type ScriptArg,
+  type ScriptRunner,
+} from '../redis/redis-manager';
 import {
   DEFAULT_RETRY_DELAY_MS,
   LOCK_TOKEN_PATTERN,
@@ -111,9 +116,10 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
   private readonly extendScript: ScriptRunner;
   private readonly releaseScript: ScriptRunner;
   private readonly raiseFenceScript: ScriptRunner;
+  private readonly quotaScript: ScriptRunner;
 
   constructor(
-    redis: RedisManager,
+    private readonly redis: RedisManager,
     private readonly keyspace: Keyspace,
     private readonly metrics: GatewayMetrics,
     private readonly config: AppConfig,
@@ -128,6 +134,7 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
     this.extendScript = script('extend-1.lua');
     this.releaseScript = script('release-1.lua');
     this.raiseFenceScript = script('raise-fence-1.lua');
+    this.quotaScript = redis.defineScript(join(__dirname, 'scripts', 'lock-quota-1.lua'));
     this.nodes =
       this.nodeClients.length > 0
         ? this.nodeClients.map(
@@ -175,9 +182,15 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
         ]);
       }
       const started = performance.now();
+      const counted = await this.countLock(principal, name, waitMs + body.ttlMs);
       try {
         await this.checkGrantable();
         return await this.grant(principal, name, keys, body.ttlMs, waitMs, body.retryDelayMs);
+      } catch (error) {
+        if (counted) {
+          this.uncountLock(principal, name);
+        }
+        throw error;
       } finally {
         this.metrics.lockWait.observe((performance.now() - started) / 1000);
       }
@@ -195,6 +208,7 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
       );
       const { done, answered } = this.tally(replies);
       if (done >= this.quorum) {
+        await this.quota(principal, ['hold', name, body.ttlMs]).catch(() => undefined);
         return { name, ...this.validity(started, body.ttlMs) };
       }
       if (answered < this.quorum) {
@@ -221,6 +235,7 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
         throw this.unavailable(replies);
       }
       if (done > 0) {
+        this.uncountLock(principal, name);
         return;
       }
       if (foreign > 0) {
@@ -257,6 +272,46 @@ export class LocksService implements OnModuleInit, OnApplicationShutdown {
     this.keyspace.key(principal, name, 'name');
     const lock = `${this.keyspace.prefix}${RESERVED_NAMESPACE}{lock:${name}}`;
     return { lock, fence: `${lock}:fence` };
+  }
+
+  /**
+   * Counts a lock about to be acquired against quotas.locksPerSubject, for `ms` (the wait and
+   * the lease): 429 QUOTA_EXCEEDED past it. True when counted now (to be uncounted if not
+   * granted), false when the subject already holds that name or there is no quota.
+   */
+  private async countLock(principal: Principal, name: string, ms: number): Promise<boolean> {
+    const { locksPerSubject } = this.config.quotas;
+    if (locksPerSubject === 0) {
+      return false;
+    }
+    const [result, waitMs] = await this.quota(principal, ['take', name, ms, locksPerSubject]);
+    if (result === 0) {
+      throw new AppError(
+        'QUOTA_EXCEEDED',
+        `This subject holds its quota of ${locksPerSubject} locks (quotas.locksPerSubject).`,
+        { headers: retryAfter(waitMs ?? 1000), reason: 'locks' },
+      );
+    }
+    return result === 1;
+  }
+
+  /** Takes a lock out of the subject's count (released, or not granted after all). */
+  private uncountLock(principal: Principal, name: string): void {
+    if (this.config.quotas.locksPerSubject > 0) {
+      this.quota(principal, ['drop', name]).catch(() => undefined);
+    }
+  }
+
+  private quota(principal: Principal, args: ScriptArg[]): Promise<[number, number?]> {
+    const key = this.keyspace.reservedKey(
+      'quota:locks',
+      createHash('sha256').update(principal.sub).digest('base64url'),
+    );
+    return this.redis.exec(
+      'locks.quota',
+      'write',
+      (client) => this.quotaScript([key], args, client) as Promise<[number, number?]>,
+    );
   }
 
   private checkTtl(ttlMs: number): void {
@@ -599,6 +654,7 @@ const RESULT_LABELS: Partial<Record<ErrorCode, string>> = {
   VALIDATION_FAILED: 'rejected',
   KEY_FORBIDDEN: 'rejected',
   LOCK_QUORUM_UNAVAILABLE: 'unavailable',
+  QUOTA_EXCEEDED: 'quota',
   REDIS_UNAVAILABLE: 'unavailable',
   REDIS_READONLY: 'unavailable',
   REDIS_TIMEOUT: 'unavailable',

@@ -31,6 +31,7 @@ export class GatewayMetrics {
     @InjectMetric('redis_gateway_lock_operations_total')
     readonly lockOperations: Counter<'operation' | 'result'>,
     @InjectMetric('redis_gateway_lock_wait_seconds') readonly lockWait: Histogram,
+    @InjectMetric('redis_gateway_rate_limited_total') readonly rateLimited: Counter<'reason'>,
   ) {}
 
   recordHttp(method: string, route: string, status: number, seconds: number): void {

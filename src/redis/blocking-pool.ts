@@ -15,6 +15,8 @@ export interface BlockingLease {
 
 export interface BlockingPoolOptions {
   size: number;
+  /** Connections one owner (a token subject) may hold at once; 0: no share per owner. */
+  perOwner: number;
   connectTimeoutMs: number;
   create: () => RedisClient;
   /** Called whenever the count of lent or open connections changes. */
@@ -32,6 +34,8 @@ export class BlockingPool {
   private readonly open = new Set<RedisClient>();
   private inUse = 0;
   private closed = false;
+  /** Shares held per owner. */
+  private readonly shares = new Map<string, number>();
 
   constructor(private readonly options: BlockingPoolOptions) {}
 
@@ -43,7 +47,60 @@ export class BlockingPool {
     return this.inUse;
   }
 
-  async lease(): Promise<BlockingLease> {
+  /**
+   * Takes one of `owner`'s shares of the pool (429 QUOTA_EXCEEDED past `perOwner`, so one
+   * subject cannot hold every connection while others wait); returns its release, which may be
+   * called more than once. A stream tail takes a share per tailed stream, though its clients
+   * share one connection.
+   */
+  share(owner: string): () => void {
+    const { perOwner } = this.options;
+    if (perOwner === 0) {
+      return () => undefined;
+    }
+    const held = this.shares.get(owner) ?? 0;
+    if (held >= perOwner) {
+      throw new AppError(
+        'QUOTA_EXCEEDED',
+        `This subject holds its share of ${perOwner} blocking reads and stream tails (quotas.blockingPerSubject).`,
+        { reason: 'blocking' },
+      );
+    }
+    this.shares.set(owner, held + 1);
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      const left = (this.shares.get(owner) ?? 1) - 1;
+      if (left > 0) {
+        this.shares.set(owner, left);
+      } else {
+        this.shares.delete(owner);
+      }
+    };
+  }
+
+  /** A connection, charged to `owner`'s share when given (see `share`). */
+  async lease(owner?: string): Promise<BlockingLease> {
+    const unshare = owner === undefined ? undefined : this.share(owner);
+    try {
+      const lease = await this.connection();
+      return {
+        client: lease.client,
+        release: (reusable) => {
+          unshare?.();
+          lease.release(reusable);
+        },
+      };
+    } catch (error) {
+      unshare?.();
+      throw error;
+    }
+  }
+
+  private async connection(): Promise<BlockingLease> {
     if (this.closed) {
       throw notReady();
     }

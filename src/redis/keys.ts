@@ -158,6 +158,11 @@ export class Keyspace {
     return this.mayAccess(principal, name) ? name : null;
   }
 
+  /** A key of the gateway's own namespace: `<prefix>__gw:<kind>:<id>`. */
+  reservedKey(kind: string, id: string): string {
+    return `${this.prefix}${RESERVED_NAMESPACE}${kind}:${id}`;
+  }
+
   /**
    * A key of the gateway's own namespace, `<prefix>__gw:<kind>:{<tag>}:<id>`, in the hash slot
    * of `key`, so one script can write both in cluster mode (CROSSSLOT otherwise). After a prefix

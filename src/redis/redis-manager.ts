@@ -180,6 +180,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     this.subscriber = this.createClient('subscriber', 'subscriber');
     this.blocking = new BlockingPool({
       size: redis.blockingPoolSize,
+      perOwner: config.quotas.blockingPerSubject,
       connectTimeoutMs: redis.connectTimeoutMs,
       create: () => this.buildClient('blocking', 'blocking'),
       onChange: (inUse, open) => {
@@ -253,7 +254,7 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
 
   /**
    * Runs one blocking command on a connection of the blocking pool (503 when the pool is spent
-   * or Redis is down). The command gets BLOCK + BLOCKING_GRACE_MS to answer, else its connection
+   * or Redis is down, 429 past `owner`'s share of it). The command gets BLOCK + BLOCKING_GRACE_MS to answer, else its connection
    * is closed as half-open (504); when `signal` aborts (the HTTP client went away) the
    * connection is closed at once, which also ends the block inside Redis.
    */
@@ -262,13 +263,13 @@ export class RedisManager implements OnModuleInit, OnApplicationShutdown {
     kind: OperationKind,
     blockMs: number,
     run: (client: RedisClient) => Promise<T>,
-    signal?: AbortSignal,
+    { signal, owner }: { signal?: AbortSignal; owner?: string } = {},
   ): Promise<T> {
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     let lease;
     try {
-      lease = await this.blocking.lease();
+      lease = await this.blocking.lease(owner);
     } catch (error) {
       this.metrics.recordOperation(operation, 'error', seconds());
       throw error;

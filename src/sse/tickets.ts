@@ -7,7 +7,7 @@ import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
 import { AppError } from '../errors/app-error';
 import { ApiProblems } from '../errors/api-problems.decorator';
-import { Keyspace, RESERVED_NAMESPACE } from '../redis/keys';
+import { Keyspace } from '../redis/keys';
 import { RedisManager } from '../redis/redis-manager';
 import { TicketDto, TicketRequestDto } from './sse.dto';
 
@@ -103,7 +103,7 @@ export class Tickets {
 
   private recordKey(ticket: string): string {
     const digest = createHash('sha256').update(ticket).digest('hex');
-    return `${this.keyspace.prefix}${RESERVED_NAMESPACE}ticket:${digest}`;
+    return this.keyspace.reservedKey('ticket', digest);
   }
 }
 

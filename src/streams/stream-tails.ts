@@ -185,6 +185,7 @@ export class StreamTails implements OnModuleDestroy {
   private readonly logger = new Logger(StreamTails.name);
   private readonly hubs = new Map<string, TailHub>();
   private readonly creating = new Map<string, Promise<TailHub>>();
+  private readonly shares = new Map<string, { clients: number; release: () => void }>();
   readonly maxBufferBytes: number;
   private readonly codec: ValueCodec;
 
@@ -212,33 +213,45 @@ export class StreamTails implements OnModuleDestroy {
   ): Promise<void> {
     const key = this.keyspace.key(principal, name);
     this.registry.admit(principal);
-    // A Last-Event-ID that is not an entry id (EventSource sends whatever id it last saw) is
-    // ignored, and the client is told with `event: gap` that it may have missed entries.
-    const resume =
-      options.lastEventId !== undefined && RESUMABLE_ID.test(options.lastEventId)
-        ? options.lastEventId
-        : undefined;
-    const gap = options.lastEventId !== undefined && resume === undefined;
-    const start = resume ?? (await this.startPosition(key, options.from ?? '$'));
-    const hub = await this.hubFor(key);
+    const unshare = this.takeShare(principal.sub, key);
     let stream: SseStream;
+    let client: TailClient;
+    let gap: boolean;
+    let hub: TailHub;
     try {
-      stream = this.registry.open(reply, principal, 'stream');
-    } catch (error) {
-      if (hub.clients.size === 0) {
-        hub.stop();
+      // A Last-Event-ID that is not an entry id (EventSource sends whatever id it last saw) is
+      // ignored, and the client is told with `event: gap` that it may have missed entries.
+      const resume =
+        options.lastEventId !== undefined && RESUMABLE_ID.test(options.lastEventId)
+          ? options.lastEventId
+          : undefined;
+      gap = options.lastEventId !== undefined && resume === undefined;
+      const start = resume ?? (await this.startPosition(key, options.from ?? '$'));
+      hub = await this.hubFor(key);
+      try {
+        stream = this.registry.open(reply, principal, 'stream');
+      } catch (error) {
+        if (hub.clients.size === 0) {
+          hub.stop();
+        }
+        throw error;
       }
+      client = {
+        stream,
+        encoding: options.encoding,
+        lastId: start,
+        held: [],
+        heldBytes: 0,
+      };
+    } catch (error) {
+      unshare();
       throw error;
     }
-    const client: TailClient = {
-      stream,
-      encoding: options.encoding,
-      lastId: start,
-      held: [],
-      heldBytes: 0,
-    };
     hub.clients.add(client);
-    stream.onEnd(() => hub.remove(client));
+    stream.onEnd(() => {
+      hub.remove(client);
+      unshare();
+    });
     if (gap) {
       stream.send({ event: 'gap', data: JSON.stringify({ reason: 'unknown Last-Event-ID' }) });
     }
@@ -253,6 +266,33 @@ export class StreamTails implements OnModuleDestroy {
     client.held = null;
     this.send(client, held);
     hub.begin(client.lastId);
+  }
+
+  /**
+   * One share of the blocking pool per subject and tailed stream, however many of the
+   * subject's clients tail it (they share one connection); released with its last client.
+   */
+  private takeShare(sub: string, key: string): () => void {
+    const id = `${sub}\0${key}`;
+    let entry = this.shares.get(id);
+    if (!entry) {
+      entry = { clients: 0, release: this.redis.blocking.share(sub) };
+      this.shares.set(id, entry);
+    }
+    const taken = entry;
+    taken.clients += 1;
+    let released = false;
+    return () => {
+      if (released) {
+        return;
+      }
+      released = true;
+      taken.clients -= 1;
+      if (taken.clients === 0) {
+        taken.release();
+        this.shares.delete(id);
+      }
+    };
   }
 
   /** Writes the entries after the client's last id, in order. */

@@ -262,7 +262,7 @@ export class StreamsService {
         'read',
         blockMs,
         (client) => callBuffer(client, 'XREADGROUP', ...args) as Promise<XreadReply>,
-        signal,
+        { signal, owner: principal.sub },
       );
       entries = reply?.[0]?.[1] ?? [];
       const left = maxResponseBytes - entries.reduce((sum, entry) => sum + entrySize(entry), 0);

@@ -15,10 +15,13 @@ import {
   type ServerResponse,
 } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import { SCOPES } from '../../src/auth/scopes';
 import { LocalIssuer, createSigningKey, type SigningKey } from '../../src/dev/local-issuer';
+import { merge } from '../../src/config/config.loader';
 import { TestApp, type Response, type TestAppOptions } from '../support/app';
-import { eventually } from '../support/ports';
+import { metricValue } from '../support/metrics';
+import { eventually, sleep } from '../support/ports';
 
 /**
  * RELIABILITY.md §5.3 (A-1 … A-15) and Z-1 against the real application, a real OIDC issuer
@@ -108,7 +111,11 @@ function forgeWithIssuerKey(issuer: LocalIssuer, header: Header = {}, claims: Cl
 
 /** The real application with a value under KNOWN, so an accepted token reads 200. */
 async function startApp(options: TestAppOptions = {}): Promise<TestApp> {
-  const app = await TestApp.create(options);
+  // The A-tests send many refused tokens from one address; A-16 turns that limit on.
+  const app = await TestApp.create({
+    ...options,
+    config: merge({ rateLimits: { authFailuresPerMinute: 0 } }, options.config ?? {}),
+  });
   await app.redis.set(app.prefix + KNOWN, KNOWN_VALUE);
   return app;
 }
@@ -1147,7 +1154,104 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
     });
   });
 
-  it.todo('A-16 invalid-token flood → 429 (per-client rate limiting is not built yet)');
+  describe('A-16 invalid-token flood', () => {
+    useApp(() => ({
+      config: {
+        auth: { jwksRequestsPerMinute: 600 },
+        rateLimits: { authFailuresPerMinute: 60, trustedProxies: ['127.0.0.1'] },
+      },
+    }));
+
+    it('200 requests at once with a new valid token from one address are all served: one verification', async () => {
+      const fresh = await t.token({ scopes: [SCOPES.read], ttlS: 2999 });
+      const address = { 'x-forwarded-for': '10.9.9.9' };
+      const responses = await Promise.all(
+        Array.from({ length: 200 }, () => read(t, fresh, address)),
+      );
+      expect(responses.map((r) => r.statusCode)).toEqual(Array(200).fill(200));
+    });
+
+    /** The valid users' request latencies (own address, and the flooder's) for `ms`. */
+    async function userLatencies(ms: number): Promise<number[]> {
+      const valid = await t.token({ scopes: [SCOPES.read] });
+      const until = performance.now() + ms;
+      const latencies: number[] = [];
+      while (performance.now() < until) {
+        const started = performance.now();
+        await read(t, valid, { 'x-forwarded-for': '10.2.2.2' });
+        latencies.push(performance.now() - started);
+        await sleep(20);
+      }
+      return latencies;
+    }
+
+    const percentile = (values: number[], p: number) =>
+      [...values].sort((a, b) => a - b)[Math.floor(values.length * p)];
+
+    it("1,000 refused tokens a second for 10 s from one address: 429 after 60, before any signature check; valid users' p99 ≤ 50 ms", async () => {
+      const flooder = { 'x-forwarded-for': '10.1.1.1' };
+      const valid = await t.token({ scopes: [SCOPES.read] });
+      // A valid token the gateway has already verified, sent from the flooding address.
+      expect((await read(t, valid, flooder)).statusCode).toBe(200);
+      // Each refused token differs (a flipped signature), as an attacker's would: the same token
+      // at once is verified only once.
+      let forged = 0;
+      const bad = () =>
+        `${valid.slice(0, -6)}${(forged++ % 2 ** 30).toString(36).padStart(6, '_')}`;
+      const failures = async () =>
+        metricValue((await t.call('GET', '/metrics')).body, 'redis_gateway_auth_failures_total', {
+          reason: 'bad_signature',
+        });
+      const before = await failures();
+      const statuses = new Map<number, number>();
+      let limited: Response | undefined;
+      // The valid users' latency without the flood first, on this machine as busy as it is now.
+      const quiet = await userLatencies(1000);
+      const latencies: number[] = [];
+      let running = true;
+      const users = (async () => {
+        while (running) {
+          const started = performance.now();
+          const own = await read(t, valid, { 'x-forwarded-for': '10.2.2.2' });
+          const shared = await read(t, valid, flooder);
+          latencies.push((performance.now() - started) / 2);
+          expect([own.statusCode, shared.statusCode]).toEqual([200, 200]);
+          await sleep(20);
+        }
+      })();
+      const started = performance.now();
+      for (let tick = 0; tick < 1000; tick += 1) {
+        const burst = await Promise.all(Array.from({ length: 10 }, () => read(t, bad(), flooder)));
+        for (const response of burst) {
+          statuses.set(response.statusCode, (statuses.get(response.statusCode) ?? 0) + 1);
+          limited ??= response.statusCode === 429 ? response : undefined;
+        }
+        const due = started + (tick + 1) * 10;
+        await sleep(Math.max(0, due - performance.now()));
+      }
+      running = false;
+      await users;
+      expect(limited?.json()).toMatchObject({ code: 'RATE_LIMITED' });
+      expect(Number(limited?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      // 60 in the first minute, one more a second after; only those were verified.
+      expect(statuses.get(401)).toBeGreaterThanOrEqual(60);
+      expect(statuses.get(401)).toBeLessThanOrEqual(60 + 12);
+      expect(statuses.get(429)).toBe(10000 - (statuses.get(401) ?? 0));
+      expect((await failures()) - before).toBe(statuses.get(401));
+      // A token not seen before, from another address, is verified as ever.
+      const fresh = await t.token({ scopes: [SCOPES.read], ttlS: 3000 });
+      expect((await read(t, fresh, { 'x-forwarded-for': '10.3.3.3' })).statusCode).toBe(200);
+      const p99 = percentile(latencies, 0.99);
+      const quietP99 = percentile(quiet, 0.99);
+      if (process.env.FAILURES_REPORT) {
+        process.stdout.write(
+          `A-16: ${statuses.get(401)} x 401, ${statuses.get(429)} x 429 in ${Math.round(performance.now() - started)} ms; valid users p99 ${p99.toFixed(1)} ms over ${latencies.length} (${quietP99.toFixed(1)} ms without the flood)\n`,
+        );
+      }
+      // 50 ms on a quiet machine; on a busy one, no worse than a few times the quiet figure.
+      expect(p99).toBeLessThanOrEqual(Math.max(50, 4 * quietP99 + 20));
+    }, 30000);
+  });
 
   describe('Z-1 key patterns (redis_keys) and the reserved namespace', () => {
     useApp();

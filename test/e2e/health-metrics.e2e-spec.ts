@@ -1,18 +1,7 @@
 import { TestApp } from '../support/app';
+import { metricValue } from '../support/metrics';
 import { eventually } from '../support/ports';
 import { RedisServer } from '../support/redis';
-
-function metricValue(text: string, name: string, labels: Record<string, string> = {}): number {
-  const wanted = Object.entries(labels).map(([key, value]) => `${key}="${value}"`);
-  const line = text
-    .split('\n')
-    .find(
-      (row) =>
-        (row.startsWith(`${name}{`) || row.startsWith(`${name} `)) &&
-        wanted.every((pair) => row.includes(pair)),
-    );
-  return line === undefined ? 0 : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
 
 describe('health, status and metrics', () => {
   let redis: RedisServer;

@@ -1,9 +1,11 @@
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
+import { LocalIssuer } from '../../src/dev/local-issuer';
 import { TestApp } from '../support/app';
 import { SseClient } from '../support/sse';
 import { expectProblem } from '../support/problems';
-import { sleep } from '../support/ports';
+import { metricValue } from '../support/metrics';
+import { eventually, sleep } from '../support/ports';
 import { whileProbing } from '../support/probe';
 
 /**
@@ -12,14 +14,25 @@ import { whileProbing } from '../support/probe';
  * and nothing written by a refused request.
  */
 describe('limits: one caller cannot starve the others', () => {
+  let issuer: LocalIssuer;
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await TestApp.create({ listen: true });
+    // Subjects of their own for the floods, so the other tests' subject keeps its budget.
+    issuer = await LocalIssuer.start({
+      clients: ['local-client', 'other-client', 'publisher', 'locker'],
+    });
+    t = await TestApp.create({
+      listen: true,
+      issuer,
+      // The suite's Redis started moments ago without persistence: no delayed restart.
+      config: { locks: { delayedRestartMs: 0 } },
+    });
   });
 
   afterAll(async () => {
     await t.close();
+    await issuer.close();
   });
 
   const report = (label: string, figures: Record<string, number>) => {
@@ -520,6 +533,261 @@ describe('limits: one caller cannot starve the others', () => {
       expect(elapsed).toBeLessThan(REQUEST_MS + 1000 + 500);
       expect(answer).toMatch(/^HTTP\/1\.1 408/);
       expect(await slow.storedKeys()).toEqual([]);
+    });
+  });
+
+  describe('fair shares of the blocking pool (quotas.blockingPerSubject)', () => {
+    it('one subject holds at most 4 blocking reads and tails together; the 5th is 429, another subject gets its own', async () => {
+      const other = await t.token({
+        scopes: ['redis:read', 'redis:write'],
+        clientId: 'other-client',
+      });
+      for (const stream of ['qa', 'qb']) {
+        await t.call('POST', `/redis/streams/${stream}/groups`, {
+          token: t.tokens.both,
+          body: { group: 'g' },
+        });
+      }
+      const blockedRead = (token: string, stream: string) =>
+        t.call('POST', `/redis/streams/${stream}/groups/g/read`, {
+          token,
+          body: { consumer: 'c', blockMs: 5000 },
+        });
+      // Three blocked reads and one tail: the subject's four.
+      const reads = [1, 2, 3].map(() => blockedRead(t.tokens.both, 'qa'));
+      const tail = await SseClient.open(`${t.baseUrl}/redis/streams/qt/events`, {
+        headers: { authorization: `Bearer ${t.tokens.both}` },
+      });
+      try {
+        expect(tail.status).toBe(200);
+        await eventually(async () => {
+          const metrics = (await t.call('GET', '/metrics')).body;
+          expect(metricValue(metrics, 'redis_gateway_blocking_pool_in_use')).toBe(4);
+        });
+        const started = performance.now();
+        const fifth = await blockedRead(t.tokens.both, 'qa');
+        expectProblem(fifth, 429, 'QUOTA_EXCEEDED');
+        expect(fifth.headers['retry-after']).toBeDefined();
+        expect(performance.now() - started).toBeLessThan(1000);
+        const secondTail = await SseClient.open(`${t.baseUrl}/redis/streams/qt2/events`, {
+          headers: { authorization: `Bearer ${t.tokens.both}` },
+        });
+        expect(secondTail.status).toBe(429);
+        secondTail.close();
+        // The same subject's second client on a stream it already tails costs no more.
+        const sameStream = await SseClient.open(`${t.baseUrl}/redis/streams/qt/events`, {
+          headers: { authorization: `Bearer ${t.tokens.both}` },
+        });
+        expect(sameStream.status).toBe(200);
+        sameStream.close();
+        // Another subject is served: its read waits and gets the entry added for it.
+        const theirs = blockedRead(other, 'qb');
+        await sleep(100);
+        await t.call('POST', '/redis/streams/qb/entries', {
+          token: other,
+          body: { fields: { for: 'other' } },
+        });
+        const served = await theirs;
+        expect(served.statusCode).toBe(200);
+        expect(served.json().entries).toHaveLength(1);
+        expect(await t.redis.xlen(`${t.prefix}qa`)).toBe(0);
+      } finally {
+        tail.close();
+        for (let i = 0; i < 3; i += 1) {
+          await t.call('POST', '/redis/streams/qa/entries', {
+            token: t.tokens.both,
+            body: { fields: { n: String(i) } },
+          });
+        }
+        await Promise.all(reads);
+      }
+      // Its reads answered and its tail closed, the subject has its share back.
+      await eventually(async () => {
+        const again = await t.call('POST', '/redis/streams/qa/groups/g/read', {
+          token: t.tokens.both,
+          body: { consumer: 'c', blockMs: 10 },
+        });
+        expect(again.statusCode).toBe(200);
+      });
+    });
+  });
+
+  describe('lock quota (quotas.locksPerSubject), counted in Redis across instances', () => {
+    const QUOTA = 3;
+    let one: TestApp;
+    let two: TestApp;
+
+    beforeAll(async () => {
+      const shared = { quotas: { locksPerSubject: QUOTA }, locks: { delayedRestartMs: 0 } };
+      one = await TestApp.create({ issuer: t.issuer, config: shared });
+      two = await TestApp.create({
+        issuer: t.issuer,
+        config: { ...shared, redis: { keyPrefix: one.prefix } },
+      });
+    });
+
+    afterAll(async () => {
+      await one.close();
+      await two.close();
+    });
+
+    const acquire = (app: TestApp, name: string, token = app.tokens.both, ttlMs = 10000) =>
+      app.call('POST', `/redis/locks/${name}`, { token, body: { ttlMs } });
+
+    it('the quota holds across two instances; past it 429 and nothing is locked; another subject is served', async () => {
+      const held = [await acquire(one, 'l1'), await acquire(two, 'l2'), await acquire(one, 'l3')];
+      expect(held.map((r) => r.statusCode)).toEqual([201, 201, 201]);
+      for (const app of [one, two]) {
+        const over = await acquire(app, 'l4');
+        expectProblem(over, 429, 'QUOTA_EXCEEDED');
+        expect(Number(over.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+      }
+      const status = await one.call('GET', '/redis/locks/l4', { token: one.tokens.read });
+      expect(status.json()).toMatchObject({ held: false });
+      const other = await one.token({ scopes: ['redis:write'], clientId: 'other-client' });
+      expect((await acquire(two, 'l4', other)).statusCode).toBe(201);
+      // Releasing one (on the other instance) frees a place.
+      const released = await two.call('DELETE', '/redis/locks/l1', {
+        token: two.tokens.both,
+        headers: { 'lock-token': held[0].json().token },
+      });
+      expect(released.statusCode).toBe(204);
+      expect((await acquire(one, 'l5')).statusCode).toBe(201);
+      expectProblem(await acquire(one, 'l6'), 429, 'QUOTA_EXCEEDED');
+    });
+
+    it('a lease that ended by itself no longer counts', async () => {
+      const subject = await one.token({ scopes: ['redis:write'], clientId: 'other-client' });
+      // other-client holds l4 from the test above; two short leases fill its quota.
+      expect((await acquire(one, 's1', subject, 300)).statusCode).toBe(201);
+      expect((await acquire(one, 's2', subject, 300)).statusCode).toBe(201);
+      expectProblem(await acquire(one, 's3', subject), 429, 'QUOTA_EXCEEDED');
+      await sleep(400);
+      expect((await acquire(one, 's3', subject)).statusCode).toBe(201);
+    });
+  });
+
+  describe('rate limits (rateLimits.requestsPerSecond, burst)', () => {
+    it('a subject past its burst gets 429 with Retry-After while another subject is served; nothing is written', async () => {
+      const limited = await TestApp.create({
+        issuer: t.issuer,
+        config: { rateLimits: { requestsPerSecond: 5, burst: 10 } },
+      });
+      try {
+        const other = await limited.token({ scopes: ['redis:write'], clientId: 'other-client' });
+        const results = [];
+        for (let i = 0; i < 11; i += 1) {
+          results.push(
+            await limited.call('PUT', `/redis/kv/r${i}`, {
+              token: limited.tokens.write,
+              body: { value: 'v' },
+            }),
+          );
+        }
+        expect(results.slice(0, 10).map((r) => r.statusCode)).toEqual(Array(10).fill(200));
+        expectProblem(results[10], 429, 'RATE_LIMITED');
+        expect(results[10].headers['retry-after']).toBe('1');
+        expect(await limited.redis.exists(`${limited.prefix}r10`)).toBe(0);
+        expect(
+          (await limited.call('PUT', '/redis/kv/theirs', { token: other, body: { value: 'v' } }))
+            .statusCode,
+        ).toBe(200);
+        const metrics = (await limited.call('GET', '/metrics')).body;
+        expect(
+          metricValue(metrics, 'redis_gateway_rate_limited_total', { reason: 'requests' }),
+        ).toBeGreaterThanOrEqual(1);
+        // One request's worth comes back every 200 ms.
+        await sleep(250);
+        const after = await limited.call('GET', '/redis/kv/r0', { token: limited.tokens.both });
+        expect(after.statusCode).toBe(200);
+      } finally {
+        await limited.close();
+      }
+    });
+
+    it("with scope global, two instances share each subject's bucket", async () => {
+      const config = { rateLimits: { requestsPerSecond: 2, burst: 10, scope: 'global' as const } };
+      const first = await TestApp.create({ issuer: t.issuer, config });
+      const second = await TestApp.create({
+        issuer: t.issuer,
+        config: { ...config, redis: { keyPrefix: first.prefix } },
+      });
+      try {
+        const statuses: number[] = [];
+        for (let i = 0; i < 12; i += 1) {
+          const app = i % 2 === 0 ? first : second;
+          statuses.push(
+            (await app.call('GET', '/redis/kv/x', { token: first.tokens.read })).statusCode,
+          );
+        }
+        expect(statuses.slice(0, 10)).toEqual(Array(10).fill(404));
+        expect(statuses.slice(10)).toEqual([429, 429]);
+        const other = await first.token({ scopes: ['redis:read'], clientId: 'other-client' });
+        expect((await second.call('GET', '/redis/kv/x', { token: other })).statusCode).toBe(404);
+      } finally {
+        await first.close();
+        await second.close();
+      }
+    });
+
+    it('Z-6: one subject flooding publishes and taking 110 locks gets 429s; another is served', async () => {
+      // A rate the flood of an in-process client surely passes, however busy the machine.
+      const z = await TestApp.create({
+        issuer: t.issuer,
+        config: {
+          rateLimits: { requestsPerSecond: 100, burst: 200 },
+          locks: { delayedRestartMs: 0 },
+        },
+      });
+      try {
+        const other = await z.token({ scopes: ['redis:write'], clientId: 'other-client' });
+        const publisher = await z.token({ scopes: ['redis:write'], clientId: 'publisher' });
+        const statuses = new Map<number, number>();
+        const started = performance.now();
+        for (let tick = 0; tick < 50; tick += 1) {
+          const burst = await Promise.all(
+            Array.from({ length: 100 }, () =>
+              z.call('POST', '/redis/pubsub/channels/z6/messages', {
+                token: publisher,
+                body: { message: 'm' },
+              }),
+            ),
+          );
+          burst.forEach((r) => statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1));
+        }
+        // The burst, and what refilled while the flood lasted.
+        const elapsedS = (performance.now() - started) / 1000;
+        report('Z-6 publish flood', {
+          ok: statuses.get(200) ?? 0,
+          refused: statuses.get(429) ?? 0,
+          ms: elapsedS * 1000,
+        });
+        expect(statuses.get(200)).toBeLessThanOrEqual(200 + 100 * elapsedS + 10);
+        expect(statuses.get(429)).toBe(5000 - (statuses.get(200) ?? 0));
+        const theirs = await z.call('POST', '/redis/pubsub/channels/z6/messages', {
+          token: other,
+          body: { message: 'm' },
+        });
+        expect(theirs.statusCode).toBe(200);
+
+        const locker = await z.token({ scopes: ['redis:write'], clientId: 'locker' });
+        const grants: number[] = [];
+        for (let i = 0; i < 110; i += 1) {
+          const response = await z.call('POST', `/redis/locks/z6-${i}`, {
+            token: locker,
+            body: { ttlMs: 30000 },
+          });
+          grants.push(response.statusCode);
+        }
+        expect(grants.filter((s) => s === 201)).toHaveLength(100);
+        expect(grants.slice(100)).toEqual(Array(10).fill(429));
+        expect(
+          (await z.call('POST', '/redis/locks/z6-theirs', { token: other, body: { ttlMs: 1000 } }))
+            .statusCode,
+        ).toBe(201);
+      } finally {
+        await z.close();
+      }
     });
   });
 });

@@ -10,9 +10,9 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Cluster } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import type { DeepPartial } from '../../src/config/config.loader';
+import { merge, type DeepPartial } from '../../src/config/config.loader';
 import type { AppConfig } from '../../src/config/app-config';
-import { TestApp, uniquePrefix, type Response } from '../support/app';
+import { NO_CALLER_LIMITS, TestApp, uniquePrefix, type Response } from '../support/app';
 import { eventually, sleep } from '../support/ports';
 import { RedisServer } from '../support/redis';
 
@@ -98,7 +98,12 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
   });
 
   async function app(redisUrl: string | undefined, config: DeepPartial<AppConfig> = {}) {
-    const t = await TestApp.create({ redisUrl, issuer, config, ready: redisUrl === undefined });
+    const t = await TestApp.create({
+      redisUrl,
+      issuer,
+      config: merge(NO_CALLER_LIMITS, config),
+      ready: redisUrl === undefined,
+    });
     cleanups.push(() => t.close());
     return t;
   }
@@ -128,6 +133,7 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
       t = await TestApp.create({
         issuer,
         config: {
+          ...NO_CALLER_LIMITS,
           locks: { maxTtlMs: 10000, delayedRestartMs: 0 },
           limits: { maxBlockMs: 10000 },
         },

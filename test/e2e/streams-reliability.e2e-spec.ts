@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { TestApp, type TestAppOptions } from '../support/app';
+import { merge } from '../../src/config/config.loader';
+import { NO_CALLER_LIMITS, TestApp, type TestAppOptions } from '../support/app';
 import { FaultProxy } from '../support/fault-proxy';
 import { eventually, sleep } from '../support/ports';
 import { withRedisServer } from '../support/redis';
@@ -44,7 +45,12 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
     run: (t: TestApp) => Promise<void>,
     listen = false,
   ): Promise<void> {
-    const t = await TestApp.create({ redisUrl, issuer, config, listen });
+    const t = await TestApp.create({
+      redisUrl,
+      issuer,
+      config: merge(NO_CALLER_LIMITS, config ?? {}),
+      listen,
+    });
     try {
       await run(t);
     } finally {

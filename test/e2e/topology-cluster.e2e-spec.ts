@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
-import { TestApp, uniquePrefix, type Response } from '../support/app';
+import { NO_CALLER_LIMITS, TestApp, uniquePrefix, type Response } from '../support/app';
 import { eventually, sleep } from '../support/ports';
 import { SseClient } from '../support/sse';
 import type { RedisServer } from '../support/redis';
@@ -43,6 +43,7 @@ describe('cluster mode: 3 masters (issue 7)', () => {
         redisUrl: set.servers[0].url,
         listen: true,
         config: {
+          ...NO_CALLER_LIMITS,
           redis: { mode: 'cluster', clusterNodes: set.nodes },
           // Redis started moments ago without persistence: no delayed restart of the locks.
           locks: { delayedRestartMs: 0 },

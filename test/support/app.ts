@@ -51,6 +51,16 @@ export interface CallOptions {
   query?: Record<string, string>;
 }
 
+/**
+ * Settings that turn the per-caller limits off (rate limits, quotas), for tests that drive one
+ * subject past them on purpose to load something else: the blocking pool, Redis, the lock
+ * quorum. The limits suite tests the limits themselves.
+ */
+export const NO_CALLER_LIMITS = {
+  rateLimits: { requestsPerSecond: 0, authFailuresPerMinute: 0 },
+  quotas: { locksPerSubject: 0, blockingPerSubject: 0 },
+} satisfies DeepPartial<AppConfig>;
+
 /** A unique key prefix per app, so suites share one Redis without seeing each other's keys. */
 export function uniquePrefix(): string {
   return `t:${randomUUID().slice(0, 8)}:`;
