@@ -22,7 +22,7 @@ const base = {
 };
 
 /**
- * The endpoint suites that also run against a Sentinel set and a Redis Cluster (issue 7): the
+ * * The endpoint suites that also run against a Sentinel set and a Redis Cluster: the
  * topology matrix. Each matrix project starts its topology once in its globalSetup (from the
  * redis-server binary, on free ports) and its setupFiles make TestApp use it.
  */

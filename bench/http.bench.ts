@@ -1,19 +1,21 @@
 /**
- * HTTP throughput and latency of the gateway beside a baseline measured in the same run (the
- * performance issue). One Redis (owned by this run), a local OIDC issuer, and two servers on
+ * HTTP throughput and latency of the gateway beside a baseline measured in the same run.
+ * One Redis (owned by this run), a local OIDC issuer, and two servers on
  * loopback, each loaded in turn with autocannon (64 connections, a warm-up, then a fixed time):
  *
  * - the baseline, bench/baseline-server.js: bare Fastify + ioredis, one auto-pipelined GET;
  * - the gateway, dist/main.js in production mode: RS256 tokens from the issuer (scopes
  *   redis:read redis:write), validation, JSON logs at info (to /dev/null), metrics on.
  *
- * Gateway scenarios: KV GET (100-byte value), KV PUT, _mget of 10 keys, a hash field GET, a stream
- * add, a publish, lock acquire + release (pairs per second). Then the KV GET at half its peak
- * rate, twice: with autocannon's overallRate (a budget per connection and second, so bursts at
- * the peak rate, then idle) and with a paced open-loop client (a request due every 1/rate s), and
- * the baseline paced at that rate too (the tail latency the machine adds by itself). Then a leak
- * check: the KV GET load three more times, the gateway's RSS after each and its lowest heap used
- * under load. Ratios are to the baseline's GET; the baseline runs again at the end (drift).
+ * Gateway scenarios: KV GET (100-byte value), the same GET on a second gateway with rate limits
+ * off (the limiter's cost per request, printed after the table), KV PUT, _mget of 10 keys, a hash
+ * field GET, a stream add, a publish, lock acquire + release (pairs per second). Then the KV GET
+ * at half its peak rate, twice: with autocannon's overallRate (a budget per connection and
+ * second, so bursts at the peak rate, then idle) and with a paced open-loop client (a request due
+ * every 1/rate s), and the baseline paced at that rate too (the tail latency the machine adds by
+ * itself). Then a leak check: the KV GET load three more times, the gateway's RSS after each and
+ * its lowest heap used under load. Ratios are to the baseline's GET; the baseline runs again at
+ * the end (drift).
  *
  * Each row also shows the server's CPU use and CPU time per request (per pair for locks), the
  * share of the server's CPU the hypervisor stole meanwhile (on a shared virtual machine, the noise
@@ -64,6 +66,7 @@ const MGET_KEYS = Array.from({ length: 10 }, (_, i) => `bench-mget-${i}`);
 const HASH = 'bench-hash';
 const STREAM = 'bench-stream';
 const CHANNEL = 'bench-channel';
+const KV_GET_UNLIMITED = 'KV GET, a gateway with rate limits off';
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -508,10 +511,22 @@ async function main(): Promise<void> {
   const issuer = await LocalIssuer.start();
   const dir = mkdtempSync(join(tmpdir(), 'redis-gateway-bench-'));
   const configFile = join(dir, 'bench.yaml');
-  // A throwaway Redis has just started: the delayed restart would refuse every lock.
-  writeFileSync(configFile, 'locks:\n  delayedRestartMs: 0\n');
+  // A throwaway Redis has just started: the delayed restart would refuse every lock. One token
+  // subject stands for every client here: its rate limit is on (the limiter runs on every
+  // request) but far out of reach, so every row measures serving, not refusing.
+  writeFileSync(
+    configFile,
+    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 100000000\n  burst: 100000000\n',
+  );
+  // The same, with the rate limits off: what the limiter costs.
+  const unlimitedConfigFile = join(dir, 'bench-unlimited.yaml');
+  writeFileSync(
+    unlimitedConfigFile,
+    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 0\n  authFailuresPerMinute: 0\n',
+  );
   let baseline: Gateway | undefined;
   let gateway: Gateway | undefined;
+  let unlimited: Gateway | undefined;
   const rows: Row[] = [];
   const memory = {
     idleMb: NaN,
@@ -520,15 +535,13 @@ async function main(): Promise<void> {
   };
   try {
     baseline = await startBaseline(redis.url, { cpu: serverCpu });
-    gateway = await startGateway(
-      {
-        REDIS_URL: redis.url,
-        OIDC_ISSUER: issuer.url,
-        OIDC_AUDIENCE: issuer.audience,
-        CONFIG_FILE: configFile,
-      },
-      { cpu: serverCpu },
-    );
+    const gatewayEnv = {
+      REDIS_URL: redis.url,
+      OIDC_ISSUER: issuer.url,
+      OIDC_AUDIENCE: issuer.audience,
+      CONFIG_FILE: configFile,
+    };
+    gateway = await startGateway(gatewayEnv, { cpu: serverCpu });
     const token = await issuer.token({ scopes: [SCOPES.read, SCOPES.write], ttlS: 3600 });
     const auth = { authorization: `Bearer ${token}` };
     const json = { ...auth, 'content-type': 'application/json' };
@@ -555,6 +568,14 @@ async function main(): Promise<void> {
       path: `/redis/kv/${KV_KEY}`,
       headers: auth,
     });
+    // A second gateway, only for this row, on the same CPU: the same GET with rate limits off.
+    unlimited = await startGateway(
+      { ...gatewayEnv, CONFIG_FILE: unlimitedConfigFile },
+      { cpu: serverCpu },
+    );
+    await run(KV_GET_UNLIMITED, unlimited, { path: `/redis/kv/${KV_KEY}`, headers: auth });
+    unlimited.stop();
+    unlimited = undefined;
     await run('KV PUT /redis/kv/{key}', gateway, {
       path: '/redis/kv/bench-put',
       method: 'PUT',
@@ -639,6 +660,7 @@ async function main(): Promise<void> {
   } finally {
     baseline?.stop();
     gateway?.stop();
+    unlimited?.stop();
     await issuer.close();
     redis.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -660,6 +682,21 @@ async function main(): Promise<void> {
       `target, KV GET ≥ 0.6× the baseline's GET: ${kvGet.ratio.toFixed(2)}× (${kvGet.ratio >= 0.6 ? 'met' : 'not met'}); ` +
         `by server CPU time per request ${byCpu.toFixed(2)}× (${fixed(cpuPerUnitUs(base), 0)} ÷ ${fixed(cpuPerUnitUs(kvGet), 0)} µs)`,
     );
+  }
+  const kvGetUnlimited = rows.find((row) => row.scenario === KV_GET_UNLIMITED);
+  if (kvGet && kvGetUnlimited) {
+    const [withLimits, without] = [cpuPerUnitUs(kvGet), cpuPerUnitUs(kvGetUnlimited)];
+    console.log(
+      `rate limiter cost on KV GET: ${fixed(((withLimits - without) / withLimits) * 100, 1)} % of server CPU per request ` +
+        `(${fixed(withLimits, 0)} / ${fixed(without, 0)} µs/req with / without)`,
+    );
+    if (kvGet.non2xx + kvGet.errors > 0) {
+      // µs/req divides all of the server's CPU by its 2xx answers: refusals make it larger.
+      console.log(
+        `  not the limiter's cost per served request: with limits, ${kvGet.non2xx + kvGet.errors} ` +
+          'answers were not 2xx',
+      );
+    }
   }
   const reference = rows.find((row) => row.scenario.endsWith('(reference)'));
   for (const row of atHalf) {

@@ -38,6 +38,8 @@ async function main(): Promise<void> {
       server: { port: 0, host: '127.0.0.1' },
       // A throwaway Redis has just started: the delayed restart would refuse every grant.
       locks: { delayedRestartMs: 0 },
+      // One token subject stands for every client: its request rate is not what is measured.
+      rateLimits: { requestsPerSecond: 0 },
     },
   });
   const app = await createApp(config);

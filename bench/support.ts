@@ -1,9 +1,10 @@
 /**
- * What every benchmark shares: a throwaway Redis, the built gateway as a process, percentiles,
- * and pinning processes to CPUs with taskset.
+ * What every benchmark shares: a throwaway Redis (and a plain connection to read its INFO), the
+ * built gateway as a process, percentiles, and pinning processes to CPUs with taskset.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { answersPing, freePort } from '../src/dev/local-redis';
@@ -103,6 +104,95 @@ export async function throwawayRedis(
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** One Redis connection for what a benchmark reads beside the gateway (INFO, CONFIG RESETSTAT). */
+export interface RedisConnection {
+  /** Sends one command; resolves with its reply as text (an integer's digits, a bulk string). */
+  command: (...args: string[]) => Promise<string>;
+  /** `INFO <section>` as fields (`used_memory` → its digits, `cmdstat_publish` → `calls=…`). */
+  info: (section: string) => Promise<Map<string, string>>;
+  close: () => void;
+}
+
+/** The first complete RESP reply in `buffer` (simple string, error, integer or bulk string). */
+function firstReply(buffer: Buffer): { text: string; error: boolean; end: number } | undefined {
+  const lineEnd = buffer.indexOf('\r\n');
+  if (lineEnd < 0) {
+    return undefined;
+  }
+  const head = buffer.toString('utf8', 1, lineEnd);
+  const type = String.fromCharCode(buffer[0]);
+  if (type === '+' || type === ':' || type === '-') {
+    return { text: head, error: type === '-', end: lineEnd + 2 };
+  }
+  if (type !== '$') {
+    throw new Error(`unexpected Redis reply type ${JSON.stringify(type)}`);
+  }
+  const length = Number(head);
+  if (length < 0) {
+    return { text: '', error: false, end: lineEnd + 2 };
+  }
+  const end = lineEnd + 2 + length + 2;
+  return buffer.length < end
+    ? undefined
+    : { text: buffer.toString('utf8', lineEnd + 2, end - 2), error: false, end };
+}
+
+/**
+ * A plain RESP connection to `url` (host and port only: the throwaway Redis has no password),
+ * for replies that are not arrays. Commands are answered in order.
+ */
+export function redisConnection(url: string): Promise<RedisConnection> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const waiting: { done: (text: string) => void; fail: (error: Error) => void }[] = [];
+    let buffer = Buffer.alloc(0);
+    const socket = connect(Number(port || 6379), hostname, () => {
+      socket.off('error', reject);
+      socket.on('error', () => undefined);
+      resolve(connection);
+    });
+    socket.once('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk]);
+      for (let reply = firstReply(buffer); reply; reply = firstReply(buffer)) {
+        buffer = buffer.subarray(reply.end);
+        const waiter = waiting.shift();
+        if (reply.error) {
+          waiter?.fail(new Error(reply.text));
+        } else {
+          waiter?.done(reply.text);
+        }
+      }
+    });
+    socket.on('close', () => {
+      for (const waiter of waiting.splice(0)) {
+        waiter.fail(new Error('the Redis connection closed'));
+      }
+    });
+    const command = (...args: string[]) =>
+      new Promise<string>((done, fail) => {
+        waiting.push({ done, fail });
+        socket.write(
+          `*${args.length}\r\n${args.map((arg) => `$${Buffer.byteLength(arg)}\r\n${arg}\r\n`).join('')}`,
+        );
+      });
+    const connection: RedisConnection = {
+      command,
+      info: async (section) => {
+        const fields = new Map<string, string>();
+        for (const line of (await command('INFO', section)).split('\r\n')) {
+          const colon = line.indexOf(':');
+          if (colon > 0 && !line.startsWith('#')) {
+            fields.set(line.slice(0, colon), line.slice(colon + 1));
+          }
+        }
+        return fields;
+      },
+      close: () => socket.destroy(),
+    };
+  });
 }
 
 export interface Gateway {

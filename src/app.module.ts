@@ -1,6 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { AuthModule } from './auth/auth.module';
+import { CommonModule } from './common/common.module';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
 import { ProblemFilter } from './errors/problem.filter';
@@ -29,6 +30,7 @@ export class AppModule {
       global: true,
       imports: [
         ConfigModule.forRoot(config),
+        CommonModule,
         LoggingModule,
         MetricsModule,
         RedisModule,

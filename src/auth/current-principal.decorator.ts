@@ -1,9 +1,9 @@
 import { createParamDecorator, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import type { Principal } from './principal';
+import { principalOf, type Principal } from './principal';
 
 /** The verified caller of this request (set by the JWT guard). */
 export const CurrentPrincipal = createParamDecorator(
   (_data: unknown, context: ExecutionContext): Principal =>
-    context.switchToHttp().getRequest<FastifyRequest & { user: Principal }>().user,
+    principalOf(context.switchToHttp().getRequest<FastifyRequest>()),
 );

@@ -57,7 +57,7 @@ class FetchBudget {
   }
 }
 
-/** GET a JWKS with a deadline, no redirects and a size bound (RELIABILITY.md A-7, Z-10). */
+/** GET a JWKS with a deadline, no redirects and a size bound (A-7, Z-10 in docs/testing.md). */
 async function fetchJwks(uri: string, timeoutMs: number): Promise<{ keys: unknown[] }> {
   const response = await fetch(uri, {
     redirect: 'error',

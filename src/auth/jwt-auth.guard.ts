@@ -6,12 +6,12 @@ import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error';
 import { RateLimits } from '../limits/rate-limits';
 import { GatewayMetrics } from '../observability/gateway-metrics';
-import { Tickets } from '../sse/tickets';
 import { ACCEPTS_TICKET } from './accepts-ticket.decorator';
 import { JwksKeyResolver } from './jwks';
 import { TokenClaimsError } from './jwt.strategy';
 import type { Principal } from './principal';
-import { IS_PUBLIC } from './public.decorator';
+import { IS_PUBLIC } from '../common/public.decorator';
+import { TicketsService } from './tickets.service';
 import { TokenCache } from './token-cache';
 
 export const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';
@@ -63,6 +63,12 @@ export function failureReason(error: unknown): string {
 export class JwtAuthGuard extends AuthGuard('jwt') {
   private readonly logger = new Logger(JwtAuthGuard.name);
   private readonly cache: TokenCache;
+  /**
+   * Tokens that verified before, kept until their `exp` (by hash): when one's entry in `cache`
+   * has run out it is verified again, but never charged to its address's budget of refused
+   * tokens, so a flood from a shared address cannot refuse a caller whose token is known good.
+   */
+  private readonly knownGood: TokenCache;
   /** Verifications in flight, by the token's cache key. */
   private readonly verifying = new Map<string, Promise<Principal>>();
 
@@ -70,13 +76,18 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     private readonly reflector: Reflector,
     private readonly keys: JwksKeyResolver,
     private readonly metrics: GatewayMetrics,
-    private readonly tickets: Tickets,
+    private readonly tickets: TicketsService,
     private readonly limits: RateLimits,
     config: AppConfig,
   ) {
     super();
     const { tokenCacheSize, tokenCacheTtlMs, clockToleranceS } = config.auth;
     this.cache = new TokenCache(tokenCacheSize, tokenCacheTtlMs, clockToleranceS);
+    this.knownGood = new TokenCache(
+      tokenCacheSize,
+      config.auth.maxTokenLifetimeS * 1000,
+      clockToleranceS,
+    );
   }
 
   override async canActivate(context: ExecutionContext): Promise<boolean> {
@@ -91,7 +102,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       ticket !== undefined &&
       this.reflector.getAllAndOverride<boolean>(ACCEPTS_TICKET, targets)
     ) {
-      (request as FastifyRequest & { user: Principal }).user = await this.redeem(request, ticket);
+      request.user = await this.redeem(request, ticket);
       return true;
     }
     // A token verified a moment ago is taken from the cache: no signature check per request.
@@ -102,7 +113,7 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     }
     const cacheKey = TokenCache.key(bearer);
     const user = this.cache.get(cacheKey) ?? (await this.verifyOnce(context, request, cacheKey));
-    (request as FastifyRequest & { user: Principal }).user = user;
+    request.user = user;
     return true;
   }
 
@@ -133,12 +144,18 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   ): Promise<Principal> {
     // An address that sent too many refused tokens gets 429 before any signature work; its
     // verification is charged first and given back when the token is good.
-    await this.limits.chargeVerification(request.ip);
+    const charged = this.knownGood.get(cacheKey) === undefined;
+    if (charged) {
+      await this.limits.chargeVerification(request.ip);
+    }
     await this.keys.ready();
     await super.canActivate(context);
-    const principal = (request as FastifyRequest & { user: Principal }).user;
-    this.limits.refundVerification(request.ip);
+    const principal = request.user as Principal;
+    if (charged) {
+      this.limits.refundVerification(request.ip);
+    }
     this.cache.set(cacheKey, principal);
+    this.knownGood.set(cacheKey, principal);
     return principal;
   }
 

@@ -1,3 +1,5 @@
+import type { FastifyRequest } from 'fastify';
+import { AppError } from '../errors/app-error';
 import type { Scope } from './scopes';
 
 /** Who is calling: what a verified access token grants. */
@@ -14,6 +16,21 @@ export interface Principal {
   readonly exp: number;
 }
 
+/** The verified caller of a request; a route that reaches it without one is refused (401). */
+export function principalOf(request: FastifyRequest): Principal {
+  if (!request.user) {
+    throw new AppError('INVALID_TOKEN', 'The access token is missing or not valid.');
+  }
+  return request.user;
+}
+
 export function hasScopes(principal: Principal, required: readonly Scope[]): boolean {
   return required.every((scope) => principal.scopes.has(scope));
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified caller, set by the authentication guard (absent on public routes). */
+    user?: Principal;
+  }
 }

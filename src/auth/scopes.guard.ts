@@ -2,8 +2,8 @@ import { Injectable, Logger, type CanActivate, type ExecutionContext } from '@ne
 import { Reflector } from '@nestjs/core';
 import type { FastifyRequest } from 'fastify';
 import { AppError } from '../errors/app-error';
-import { hasScopes, type Principal } from './principal';
-import { IS_PUBLIC } from './public.decorator';
+import { hasScopes, principalOf } from './principal';
+import { IS_PUBLIC } from '../common/public.decorator';
 import { REQUIRED_SCOPES } from './require-scopes.decorator';
 import type { Scope } from './scopes';
 
@@ -33,9 +33,7 @@ export class ScopesGuard implements CanActivate {
       );
       throw new AppError('INSUFFICIENT_SCOPE', 'This operation is not available.');
     }
-    const principal = context
-      .switchToHttp()
-      .getRequest<FastifyRequest & { user: Principal }>().user;
+    const principal = principalOf(context.switchToHttp().getRequest<FastifyRequest>());
     if (!hasScopes(principal, required)) {
       throw new AppError(
         'INSUFFICIENT_SCOPE',

@@ -1,4 +1,4 @@
-/** The scopes of API.md, as data; `Scope` is derived from them. */
+/** The scopes, as data; `Scope` is derived from them. */
 export const SCOPES = {
   read: 'redis:read',
   write: 'redis:write',

@@ -9,7 +9,7 @@ interface Entry {
 
 /**
  * Verified tokens, so a client that sends the same token again skips the RS256/ES256 signature
- * check (about two thirds of a request's cost, measured: issue 6). Keyed by a SHA-256 of the
+ * check (measured at about two thirds of a request's cost). Keyed by a SHA-256 of the
  * token (never the token itself), bounded in count (least recently used goes first) and in
  * age: an entry is used until the token's `exp` (with the clock tolerance the verification
  * allowed) or `ttlMs` after it was verified, whichever comes first.

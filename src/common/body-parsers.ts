@@ -1,18 +1,21 @@
 import type { FastifyInstance } from 'fastify';
 import type { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
+import { ASCII } from './ascii';
 
 /** No request body of this API nests deeper; class-transformer recurses and would overflow. */
 export const MAX_BODY_DEPTH = 16;
 
-const SPACE = 0x20;
-const QUOTE = 0x22;
-const BACKSLASH = 0x5c;
-const COMMA = 0x2c;
-const OPEN_OBJECT = 0x7b;
-const OPEN_ARRAY = 0x5b;
-const CLOSE_OBJECT = 0x7d;
-const CLOSE_ARRAY = 0x5d;
+const {
+  space: SPACE,
+  quote: QUOTE,
+  backslash: BACKSLASH,
+  comma: COMMA,
+  openBrace: OPEN_OBJECT,
+  openBracket: OPEN_ARRAY,
+  closeBrace: CLOSE_OBJECT,
+  closeBracket: CLOSE_ARRAY,
+} = ASCII;
 
 /**
  * Why a JSON text is too costly to parse, found in one pass over its characters without

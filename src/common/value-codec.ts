@@ -1,5 +1,7 @@
+import { Injectable } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn } from 'class-validator';
+import { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
 import { Optional } from './validation';
 
@@ -21,13 +23,30 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$
 // ignoreBOM: a value that starts with U+FEFF keeps it (the default would drop it silently).
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
+/** Bytes as text when they are valid UTF-8, else as base64, saying which. */
+export type TextOrBase64 = { text: string } | { base64: string };
+
+/** Strict UTF-8 text of `bytes`, or null when they are not valid UTF-8 (never mangled). */
+export function utf8OrNull(bytes: Uint8Array): string | null {
+  try {
+    return strictUtf8.decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
 /**
  * Turns request values into the bytes Redis stores and back. Text must be well-formed (a lone
  * surrogate would silently become U+FFFD), base64 must be canonical, and the decoded size is
  * bounded by `limits.maxValueBytes`.
  */
+@Injectable()
 export class ValueCodec {
-  constructor(private readonly maxValueBytes: number) {}
+  private readonly maxValueBytes: number;
+
+  constructor(config: AppConfig) {
+    this.maxValueBytes = config.limits.maxValueBytes;
+  }
 
   decode(value: string, encoding: Encoding = 'utf8', field = 'value'): Buffer {
     let bytes: Buffer;
@@ -60,13 +79,13 @@ export class ValueCodec {
     if (encoding === 'base64') {
       return bytes.toString('base64');
     }
-    try {
-      return strictUtf8.decode(bytes);
-    } catch {
+    const text = utf8OrNull(bytes);
+    if (text === null) {
       throw new AppError(
         'NOT_UTF8',
         'The stored value is not valid UTF-8 text; read it with encoding=base64.',
       );
     }
+    return text;
   }
 }

@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { load as parseYaml } from 'js-yaml';
-import { prefixTag } from '../redis/keys';
+import { prefixTag } from '../common/hash-tags';
 import { AppConfig } from './app-config';
 
 export const DEFAULT_CONFIG_FILE = resolve(__dirname, '../../config/default.yaml');
@@ -41,7 +41,7 @@ const integer = (value: string): number | string => (/^-?\d+$/.test(value) ? Num
 
 type EnvRule = [variable: string, path: string, convert?: (value: string) => unknown];
 
-// The environment names of API.md. Later rules win over earlier ones.
+// The environment names the README lists. Later rules win over earlier ones.
 const ENV_RULES: EnvRule[] = [
   ['HOST', 'server.host'],
   ['PORT', 'server.port', integer],
@@ -156,7 +156,7 @@ export function isLoopbackHost(hostname: string): boolean {
   return isIP(host) === 4 && host.startsWith('127.');
 }
 
-/** `https://`, or `http://` on a loopback host (API.md, OIDC_ISSUER). */
+/** `https://`, or `http://` on a loopback host (OIDC_ISSUER, JWKS_URI). */
 function checkIdentityUrl(value: string, setting: string, problems: string[]): void {
   let url: URL;
   try {

@@ -4,14 +4,17 @@ import { ProblemDto } from './problem.dto';
 
 type ProblemStatus = 400 | 404 | 406 | 409 | 413 | 415 | 429 | 503 | 504 | 507;
 
+/** A problem status with its default description, or with a description of its own. */
+export type ProblemEntry = ProblemStatus | [ProblemStatus, string];
+
 const DEFAULTS: Record<ProblemStatus, string> = {
   400: 'Invalid name, body or query (`VALIDATION_FAILED`, with `errors`)',
   404: 'Does not exist (`NOT_FOUND`)',
   406: 'The stored value is not UTF-8 text; read it with encoding=base64 (`NOT_UTF8`)',
   409: 'Conflict',
-  413: 'Body over server.bodyLimitBytes or value over limits.maxValueBytes (`PAYLOAD_TOO_LARGE`)',
+  413: 'Body over server.bodyLimitBytes or value over limits.maxValueBytes (`PAYLOAD_TOO_LARGE`), or an answer over limits.maxResponseBytes (`RESPONSE_TOO_LARGE`)',
   415: 'Unsupported content type (`UNSUPPORTED_MEDIA_TYPE`)',
-  429: 'Rate limit spent (`RATE_LIMITED`), with Retry-After',
+  429: 'A rate limit or quota of the caller is spent (`RATE_LIMITED`, `QUOTA_EXCEEDED`), with Retry-After',
   503: 'Redis unreachable, loading or read-only (`REDIS_UNAVAILABLE`, `REDIS_READONLY`), with Retry-After',
   504: 'Redis did not answer within redis.commandTimeoutMs (`REDIS_TIMEOUT`; for a write `OUTCOME_UNKNOWN`)',
   507: 'Redis is out of memory (`REDIS_OOM`)',
@@ -28,16 +31,20 @@ export const ApiProblem = (status: number, description: string): MethodDecorator
     }),
   );
 
-/** Documents problem+json error responses; a description overrides the default text. */
-export const ApiProblems = (
-  ...entries: (ProblemStatus | [ProblemStatus, string])[]
-): MethodDecorator & ClassDecorator =>
-  applyDecorators(
-    ...entries.map((entry) => {
-      const [status, description] = Array.isArray(entry) ? entry : [entry, DEFAULTS[entry]];
-      return ApiProblem(status, description);
-    }),
+/**
+ * Documents problem+json error responses; a description overrides the default text, and a
+ * status given twice is documented once (the last description wins).
+ */
+export const ApiProblems = (...entries: ProblemEntry[]): MethodDecorator & ClassDecorator => {
+  const described = new Map<ProblemStatus, string>();
+  for (const entry of entries) {
+    const [status, description] = Array.isArray(entry) ? entry : [entry, DEFAULTS[entry]];
+    described.set(status, description);
+  }
+  return applyDecorators(
+    ...[...described].map(([status, description]) => ApiProblem(status, description)),
   );
+};
 
 /** The errors every Redis-backed read can answer. */
 export const ApiReadProblems = (): MethodDecorator & ClassDecorator => ApiProblems(400, 503, 504);

@@ -1,21 +1,13 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Put, Query } from '@nestjs/common';
-import {
-  ApiNoContentResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiParam,
-  ApiTags,
-} from '@nestjs/swagger';
+import { Body, Controller, Param, Query } from '@nestjs/common';
+import { ApiParam, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
-import { RequireScopes } from '../auth/require-scopes.decorator';
-import { SCOPES } from '../auth/scopes';
 import { EncodingOption } from '../common/value-codec';
-import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
 import { IncrDto } from '../kv/dto/kv-requests.dto';
 import { HashMgetDto, PutHashDto } from './dto/hash-requests.dto';
 import { HashAddedDto, HashCounterDto, HashDto, HashFieldDto } from './dto/hash-responses.dto';
 import { HashesService } from './hashes.service';
+import { ReadRoute, WriteRoute } from '../auth/route.decorator';
 
 const WRONG_TYPE: [409, string] = [409, 'The key holds another type (`WRONG_TYPE`)'];
 const keyParam = ApiParam({
@@ -29,13 +21,12 @@ const fieldParam = ApiParam({ name: 'field', description: 'The field name, URL-e
 export class HashesController {
   constructor(private readonly hashes: HashesService) {}
 
-  @Get(':key')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key', {
+    summary: 'Read every field of a hash (HGETALL)',
+    body: HashDto,
+    problems: [404, [406, 'A value or field name is not UTF-8 text (`NOT_UTF8`)'], WRONG_TYPE],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Read every field of a hash (HGETALL)' })
-  @ApiOkResponse({ type: HashDto })
-  @ApiReadProblems()
-  @ApiProblems(404, [406, 'A value or field name is not UTF-8 text (`NOT_UTF8`)'], WRONG_TYPE)
   get(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -44,15 +35,12 @@ export class HashesController {
     return this.hashes.get(principal, key, query.encoding);
   }
 
-  @Put(':key')
-  @RequireScopes(SCOPES.write)
-  @keyParam
-  @ApiOperation({
+  @WriteRoute('PUT', ':key', {
     summary: 'Merge fields into a hash (HSET), with an optional expiry set in the same step',
+    body: HashAddedDto,
+    problems: [WRONG_TYPE, 413],
   })
-  @ApiOkResponse({ type: HashAddedDto })
-  @ApiWriteProblems()
-  @ApiProblems(WRONG_TYPE, 413)
+  @keyParam
   put(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -61,28 +49,22 @@ export class HashesController {
     return this.hashes.put(principal, key, body);
   }
 
-  @Delete(':key')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key', {
+    summary: 'Delete a hash (only a hash: another type is left alone)',
+    status: 204,
+    problems: [404, WRONG_TYPE],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Delete a hash (only a hash: another type is left alone)' })
-  @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiWriteProblems()
-  @ApiProblems(404, WRONG_TYPE)
   delete(@CurrentPrincipal() principal: Principal, @Param('key') key: string): Promise<void> {
     return this.hashes.delete(principal, key);
   }
 
-  @Post(':key/_mget')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.read)
-  @keyParam
-  @ApiOperation({
+  @ReadRoute('POST', ':key/_mget', {
     summary: 'Read many fields at once (HMGET); only the fields that exist are answered',
+    body: HashDto,
+    problems: [406, WRONG_TYPE],
   })
-  @ApiOkResponse({ type: HashDto })
-  @ApiReadProblems()
-  @ApiProblems(406, WRONG_TYPE)
+  @keyParam
   mget(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -91,14 +73,13 @@ export class HashesController {
     return this.hashes.mget(principal, key, body);
   }
 
-  @Get(':key/fields/:field')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/fields/:field', {
+    summary: 'Read one field of a hash (HGET)',
+    body: HashFieldDto,
+    problems: [404, 406, WRONG_TYPE],
+  })
   @keyParam
   @fieldParam
-  @ApiOperation({ summary: 'Read one field of a hash (HGET)' })
-  @ApiOkResponse({ type: HashFieldDto })
-  @ApiReadProblems()
-  @ApiProblems(404, 406, WRONG_TYPE)
   getField(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -108,15 +89,13 @@ export class HashesController {
     return this.hashes.getField(principal, key, field, query.encoding);
   }
 
-  @Delete(':key/fields/:field')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key/fields/:field', {
+    summary: 'Delete one field of a hash (HDEL)',
+    status: 204,
+    problems: [404, WRONG_TYPE],
+  })
   @keyParam
   @fieldParam
-  @ApiOperation({ summary: 'Delete one field of a hash (HDEL)' })
-  @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiWriteProblems()
-  @ApiProblems(404, WRONG_TYPE)
   deleteField(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -125,20 +104,18 @@ export class HashesController {
     return this.hashes.deleteField(principal, key, field);
   }
 
-  @Post(':key/fields/:field/incr')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/fields/:field/incr', {
+    summary: 'Increment a field (HINCRBY for integers, HINCRBYFLOAT otherwise)',
+    body: HashCounterDto,
+    problems: [
+      [
+        409,
+        'Not a number (`NOT_A_NUMBER`), result out of range (`OUT_OF_RANGE`) or another type (`WRONG_TYPE`)',
+      ],
+    ],
+  })
   @keyParam
   @fieldParam
-  @ApiOperation({
-    summary: 'Increment a field (HINCRBY for integers, HINCRBYFLOAT otherwise)',
-  })
-  @ApiOkResponse({ type: HashCounterDto })
-  @ApiWriteProblems()
-  @ApiProblems([
-    409,
-    'Not a number (`NOT_A_NUMBER`), result out of range (`OUT_OF_RANGE`) or another type (`WRONG_TYPE`)',
-  ])
   incr(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,

@@ -1,28 +1,25 @@
 import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
+import { KeyAccess } from '../auth/key-patterns';
 import type { Principal } from '../auth/principal';
+import { Names } from '../common/names';
 import { ValueCodec, type Encoding } from '../common/value-codec';
 import { AppConfig } from '../config/app-config';
 import { AppError, type FieldError } from '../errors/app-error';
 import type { IncrDto } from '../kv/dto/kv-requests.dto';
-import { Keyspace } from '../redis/keys';
-import {
-  INCR_CHECKED_SCRIPT,
-  RedisManager,
-  type ScriptArg,
-  type ScriptRunner,
-} from '../redis/redis-manager';
+import { RedisExecutor } from '../redis/executor';
+import { INCR_CHECKED_SCRIPT, RedisScripts, type ScriptRunner } from '../redis/scripts';
+import type { ScriptArg } from '../redis/types';
 import type { HashMgetDto, PutHashDto } from './dto/hash-requests.dto';
 import type { HashAddedDto, HashCounterDto, HashDto, HashFieldDto } from './dto/hash-responses.dto';
 
 /**
- * The hash API of API.md: whole hashes, single fields, HMGET, a merging HSET with an optional
+ * Hashes: whole hashes, single fields, HMGET, a merging HSET with an optional
  * TTL, and HINCRBY. Field names are validated like every name, but only the key is authorised
  * against the token's key patterns: fields are inside a key the caller may use.
  */
 @Injectable()
 export class HashesService {
-  private readonly codec: ValueCodec;
   private readonly hgetallBytes: ScriptRunner;
   private readonly hsetExpire: ScriptRunner;
   private readonly deleteHash: ScriptRunner;
@@ -31,21 +28,21 @@ export class HashesService {
   private readonly hmgetBounded: ScriptRunner;
 
   constructor(
-    private readonly redis: RedisManager,
-    private readonly keyspace: Keyspace,
+    private readonly redis: RedisExecutor,
+    private readonly access: KeyAccess,
+    private readonly names: Names,
+    private readonly codec: ValueCodec,
     private readonly config: AppConfig,
+    scripts: RedisScripts,
   ) {
-    this.codec = new ValueCodec(config.limits.maxValueBytes);
-    this.hgetallBytes = redis.defineScript(join(__dirname, 'scripts', 'hgetall-bytes-1.lua'), {
-      buffers: true,
-    });
-    this.hsetExpire = redis.defineScript(join(__dirname, 'scripts', 'hset-expire-1.lua'));
-    this.deleteHash = redis.defineScript(join(__dirname, 'scripts', 'delete-hash-1.lua'));
-    this.hincrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
-    const bounded = (file: string) =>
-      redis.defineScript(join(__dirname, 'scripts', file), { buffers: true });
-    this.hgetBounded = bounded('hget-bounded-1.lua');
-    this.hmgetBounded = bounded('hmget-bounded-1.lua');
+    const script = (file: string, buffers = false) =>
+      scripts.load(join(__dirname, 'scripts', file), { buffers });
+    this.hgetallBytes = script('hgetall-bytes-1.lua', true);
+    this.hsetExpire = script('hset-expire-1.lua');
+    this.deleteHash = script('delete-hash-1.lua');
+    this.hgetBounded = script('hget-bounded-1.lua', true);
+    this.hmgetBounded = script('hmget-bounded-1.lua', true);
+    this.hincrChecked = scripts.load(INCR_CHECKED_SCRIPT);
   }
 
   /**
@@ -54,7 +51,7 @@ export class HashesService {
    */
   async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<HashDto> {
     const key = this.hashKey(principal, name);
-    const reply = await this.redis.exec(
+    const reply = await this.redis.run(
       'hashes.get',
       'read',
       (client) => this.hgetallBytes([key], [this.maxResponseBytes], client) as Promise<Buffer[]>,
@@ -78,7 +75,7 @@ export class HashesService {
     encoding: Encoding = 'utf8',
   ): Promise<HashFieldDto> {
     const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
-    const bytes = await this.redis.exec(
+    const bytes = await this.redis.run(
       'hashes.get_field',
       'read',
       (client) =>
@@ -102,7 +99,7 @@ export class HashesService {
     const key = this.hashKey(principal, name, this.fieldProblems(named));
     const fields = [...new Set(body.fields)];
     const names = fields.reduce((sum, field) => sum + Buffer.byteLength(field), 0);
-    const values = await this.redis.exec(
+    const values = await this.redis.run(
       'hashes.mget',
       'read',
       (client) =>
@@ -123,7 +120,7 @@ export class HashesService {
     const entries = Object.entries(body.fields);
     this.checkCount(entries.length);
     // An invalid name is not echoed back (it may be long or unprintable): one error per rule.
-    const problems = new Set(entries.flatMap(([field]) => this.keyspace.nameProblem(field) ?? []));
+    const problems = new Set(entries.flatMap(([field]) => this.names.problem(field) ?? []));
     const key = this.hashKey(
       principal,
       name,
@@ -133,7 +130,7 @@ export class HashesService {
     for (const [field, value] of entries) {
       args.push(field, this.codec.decode(value, body.encoding, `fields.${field}`));
     }
-    const added = await this.redis.exec(
+    const added = await this.redis.run(
       'hashes.put',
       'write',
       (client) => this.hsetExpire([key], args, client) as Promise<number>,
@@ -144,7 +141,7 @@ export class HashesService {
   /** Deletes the key only when it holds a hash (409 WRONG_TYPE otherwise, nothing deleted). */
   async delete(principal: Principal, name: string): Promise<void> {
     const key = this.hashKey(principal, name);
-    const deleted = await this.redis.exec(
+    const deleted = await this.redis.run(
       'hashes.delete',
       'write',
       (client) => this.deleteHash([key], [], client) as Promise<number>,
@@ -157,7 +154,7 @@ export class HashesService {
 
   async deleteField(principal: Principal, name: string, field: string): Promise<void> {
     const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
-    const deleted = await this.redis.exec(
+    const deleted = await this.redis.run(
       'hashes.delete_field',
       'write',
       (client) => client.hdel(key, field),
@@ -177,33 +174,23 @@ export class HashesService {
   ): Promise<HashCounterDto> {
     const key = this.hashKey(principal, name, this.fieldProblems([['field', field]]));
     const by = body.by ?? 1;
-    const value = await this.redis.exec('hashes.incr', 'write', (client) =>
+    const value = await this.redis.run('hashes.incr', 'write', (client) =>
       this.hincrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float', field], client),
     );
     return { key: name, field, value: Number(value) };
   }
 
   /**
-   * Validates the key together with the field names (a 400 lists every bad one), then
-   * authorises the key alone (403) and returns the Redis key.
+   * Checks the key together with the field names (a 400 lists every bad one), then authorises
+   * the key alone (403) and returns the Redis key.
    */
   private hashKey(principal: Principal, name: string, fieldErrors: FieldError[] = []): string {
-    const keyProblem = this.keyspace.nameProblem(name);
-    const errors = keyProblem
-      ? [{ field: 'key', message: keyProblem }, ...fieldErrors]
-      : fieldErrors;
-    if (errors.length > 0) {
-      throw AppError.validation(errors);
-    }
-    return this.keyspace.key(principal, name);
+    return this.access.redisKey(principal, name, 'key', fieldErrors);
   }
 
   /** Validation errors for field names given as [where, name]: the same rules as for keys. */
   private fieldProblems(named: [where: string, field: string][]): FieldError[] {
-    return named.flatMap(([where, field]) => {
-      const problem = this.keyspace.nameProblem(field);
-      return problem ? [{ field: where, message: problem }] : [];
-    });
+    return this.names.problems(named);
   }
 
   /** A bounded script answers the size it found, a number, where the data would not fit. */
@@ -218,12 +205,7 @@ export class HashesService {
   }
 
   private checkCount(count: number): void {
-    const { maxBatchKeys } = this.config.limits;
-    if (count === 0 || count > maxBatchKeys) {
-      throw AppError.validation([
-        { field: 'fields', message: `fields must hold 1 to ${maxBatchKeys} fields` },
-      ]);
-    }
+    this.names.checkBatch(count, 'fields');
   }
 
   /** A stored field name: names are UTF-8 text, so other bytes are refused, never mangled. */

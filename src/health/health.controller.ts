@@ -9,7 +9,7 @@ import {
 import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
-import { Public } from '../auth/public.decorator';
+import { Public } from '../common/public.decorator';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
 import { HealthDto, KeyspaceDbDto, StatusDto } from './dto/status.dto';

@@ -2,10 +2,11 @@ import { Module } from '@nestjs/common';
 import { MetricsModule } from '../observability/metrics.module';
 import { HealthController } from './health.controller';
 import { HealthService } from './health.service';
+import { RedisProbes } from './probes';
 
 @Module({
   imports: [MetricsModule],
   controllers: [HealthController],
-  providers: [HealthService],
+  providers: [HealthService, RedisProbes],
 })
 export class HealthModule {}

@@ -2,7 +2,9 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { GatewayMetrics } from '../observability/gateway-metrics';
-import { RedisManager, type Info } from '../redis/redis-manager';
+import { RedisConnections } from '../redis/connections';
+import type { Info } from '../redis/info';
+import { RedisProbes } from './probes';
 import type { KeyspaceDbDto, StatusDto } from './dto/status.dto';
 
 const GATEWAY_VERSION = (
@@ -53,14 +55,15 @@ export class HealthService {
   private readonly startedAt = Date.now();
 
   constructor(
-    private readonly redis: RedisManager,
+    private readonly probes: RedisProbes,
+    private readonly connections: RedisConnections,
     private readonly metrics: GatewayMetrics,
   ) {}
 
   /** Ready when Redis answers PING within the command timeout. */
   async isReady(): Promise<boolean> {
     try {
-      await this.redis.ping();
+      await this.probes.ping();
       return true;
     } catch {
       return false;
@@ -78,9 +81,9 @@ export class HealthService {
       sseSubscribers: await this.metrics.sseClientCount(),
     };
     try {
-      const latencyMs = await this.redis.ping();
+      const latencyMs = await this.probes.ping();
       // One server, or every master of a cluster: sizes and counts are the totals.
-      const infos = await this.redis.info();
+      const infos = await this.probes.info();
       const [info] = infos;
       const role = info.replication?.role ?? null;
       return {
@@ -88,9 +91,9 @@ export class HealthService {
         latencyMs: Math.round(latencyMs * 1000) / 1000,
         redis: {
           version: info.server?.redis_version ?? null,
-          mode: this.redis.mode,
+          mode: this.connections.mode,
           role,
-          nodes: this.redis.topology(role),
+          nodes: this.probes.topology(role),
           usedMemoryBytes: confined ? null : sumOf(infos, 'memory', 'used_memory'),
           connectedClients: confined ? null : sumOf(infos, 'clients', 'connected_clients'),
           keyspace: confined ? null : parseKeyspace(infos),
@@ -103,7 +106,7 @@ export class HealthService {
         latencyMs: null,
         redis: {
           version: null,
-          mode: this.redis.mode,
+          mode: this.connections.mode,
           role: null,
           nodes: [],
           usedMemoryBytes: null,

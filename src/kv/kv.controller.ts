@@ -1,20 +1,6 @@
+import { Body, Controller, Headers, Param, Query, Res } from '@nestjs/common';
 import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  Headers,
-  HttpCode,
-  Param,
-  Post,
-  Put,
-  Query,
-  Res,
-} from '@nestjs/common';
-import {
-  ApiCreatedResponse,
   ApiExtraModels,
-  ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
@@ -25,9 +11,6 @@ import {
 import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
-import { RequireScopes } from '../auth/require-scopes.decorator';
-import { SCOPES } from '../auth/scopes';
-import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
 import { JsonOrOctetsPipe } from '../common/validation';
 import {
   CreateValueDto,
@@ -49,6 +32,7 @@ import {
   ValuesDto,
 } from './dto/kv-responses.dto';
 import { KvService } from './kv.service';
+import { ReadRoute, WriteRoute } from '../auth/route.decorator';
 
 const OCTETS = 'application/octet-stream';
 const WRONG_TYPE: [409, string] = [409, 'The key holds another type (`WRONG_TYPE`)'];
@@ -68,17 +52,14 @@ function wantsOctets(accept: string | undefined): boolean {
 export class KvController {
   constructor(private readonly kv: KvService) {}
 
-  @Get()
-  @RequireScopes(SCOPES.read)
-  @ApiOperation({
+  @ReadRoute('GET', '', {
     summary: 'Read one key (?key=) or list keys by prefix (?prefix=&cursor=&count=, SCAN paging)',
+    problems: [404, 406, WRONG_TYPE],
   })
   @ApiProduces('application/json', OCTETS)
   @ApiOkResponse({
     schema: { oneOf: [{ $ref: getSchemaPath(ValueDto) }, { $ref: getSchemaPath(KeyListDto) }] },
   })
-  @ApiReadProblems()
-  @ApiProblems(404, 406, WRONG_TYPE)
   list(
     @CurrentPrincipal() principal: Principal,
     @Query() query: ListKeysQuery,
@@ -90,12 +71,12 @@ export class KvController {
       : this.read(principal, query.key, query, accept, reply);
   }
 
-  @Post()
-  @RequireScopes(SCOPES.write)
-  @ApiOperation({ summary: 'Set a key from a JSON body (the original design)' })
-  @ApiCreatedResponse({ type: KeyTtlDto })
-  @ApiWriteProblems()
-  @ApiProblems([409, 'nx/xx condition failed (`CONDITION_FAILED`)'], 413)
+  @WriteRoute('POST', '', {
+    summary: 'Set a key from a JSON body (201)',
+    status: 201,
+    body: KeyTtlDto,
+    problems: [[409, 'nx/xx condition failed (`CONDITION_FAILED`)'], 413],
+  })
   create(
     @CurrentPrincipal() principal: Principal,
     @Body() body: CreateValueDto,
@@ -103,40 +84,28 @@ export class KvController {
     return this.kv.create(principal, body);
   }
 
-  @Post('_mget')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.read)
-  @ApiOperation({ summary: 'Read many keys at once; only the keys that exist are answered' })
-  @ApiOkResponse({ type: ValuesDto })
-  @ApiReadProblems()
-  @ApiProblems(406)
+  @ReadRoute('POST', '_mget', {
+    summary: 'Read many keys at once; only the keys that exist are answered',
+    body: ValuesDto,
+    problems: [406],
+  })
   mget(@CurrentPrincipal() principal: Principal, @Body() body: MgetDto): Promise<ValuesDto> {
     return this.kv.mget(principal, body);
   }
 
-  @Post('_delete')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
-  @ApiOperation({ summary: 'Delete many keys at once' })
-  @ApiOkResponse({ type: DeletedDto })
-  @ApiWriteProblems()
+  @WriteRoute('POST', '_delete', { summary: 'Delete many keys at once', body: DeletedDto })
   deleteMany(@CurrentPrincipal() principal: Principal, @Body() body: KeysDto): Promise<DeletedDto> {
     return this.kv.deleteMany(principal, body);
   }
 
-  @Get(':key')
-  @RequireScopes(SCOPES.read)
-  @keyParam
-  @ApiOperation({
+  @ReadRoute('GET', ':key', {
     summary: 'Read a key: JSON, or the raw bytes with Accept: application/octet-stream',
+    body: ValueDto,
+    bodyDescription: 'With Accept: application/octet-stream, the raw value (TTL in X-TTL)',
+    problems: [404, 406, WRONG_TYPE],
   })
+  @keyParam
   @ApiProduces('application/json', OCTETS)
-  @ApiOkResponse({
-    type: ValueDto,
-    description: 'With Accept: application/octet-stream, the raw value (TTL in X-TTL)',
-  })
-  @ApiReadProblems()
-  @ApiProblems(404, 406, WRONG_TYPE)
   get(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -147,8 +116,11 @@ export class KvController {
     return this.read(principal, key, query, accept, reply);
   }
 
-  @Put(':key')
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('PUT', ':key', {
+    summary: 'Set a key from a JSON body, or from raw octets (options in the query)',
+    body: KeyTtlDto,
+    problems: [[409, 'nx/xx condition failed (`CONDITION_FAILED`)'], 413, 415],
+  })
   @keyParam
   @ApiOperation({
     summary: 'Set a key from a JSON body, or from raw octets (options in the query)',
@@ -160,9 +132,6 @@ export class KvController {
       },
     },
   })
-  @ApiOkResponse({ type: KeyTtlDto })
-  @ApiWriteProblems()
-  @ApiProblems([409, 'nx/xx condition failed (`CONDITION_FAILED`)'], 413, 415)
   put(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -172,36 +141,28 @@ export class KvController {
     return this.kv.put(principal, key, body, query);
   }
 
-  @Delete(':key')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key', { summary: 'Delete a key', status: 204, problems: [404] })
   @keyParam
-  @ApiOperation({ summary: 'Delete a key' })
-  @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiWriteProblems()
-  @ApiProblems(404)
   delete(@CurrentPrincipal() principal: Principal, @Param('key') key: string): Promise<void> {
     return this.kv.delete(principal, key);
   }
 
-  @Get(':key/ttl')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/ttl', {
+    summary: "A key's time to live in seconds (-1: no expiry)",
+    body: KeyTtlDto,
+    problems: [404],
+  })
   @keyParam
-  @ApiOperation({ summary: "A key's time to live in seconds (-1: no expiry)" })
-  @ApiOkResponse({ type: KeyTtlDto })
-  @ApiReadProblems()
-  @ApiProblems(404)
   getTtl(@CurrentPrincipal() principal: Principal, @Param('key') key: string): Promise<KeyTtlDto> {
     return this.kv.getTtl(principal, key);
   }
 
-  @Put(':key/ttl')
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('PUT', ':key/ttl', {
+    summary: 'Set the expiry of an existing key (EXPIRE)',
+    body: KeyTtlDto,
+    problems: [404],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Set the expiry of an existing key (EXPIRE)' })
-  @ApiOkResponse({ type: KeyTtlDto })
-  @ApiWriteProblems()
-  @ApiProblems(404)
   setTtl(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -210,28 +171,27 @@ export class KvController {
     return this.kv.setTtl(principal, key, body.ttl);
   }
 
-  @Delete(':key/ttl')
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key/ttl', {
+    summary: 'Remove the expiry of an existing key (PERSIST)',
+    body: KeyTtlDto,
+    problems: [404],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Remove the expiry of an existing key (PERSIST)' })
-  @ApiOkResponse({ type: KeyTtlDto })
-  @ApiWriteProblems()
-  @ApiProblems(404)
   persist(@CurrentPrincipal() principal: Principal, @Param('key') key: string): Promise<KeyTtlDto> {
     return this.kv.persist(principal, key);
   }
 
-  @Post(':key/incr')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/incr', {
+    summary: 'Increment a number (INCRBY for integers, INCRBYFLOAT otherwise)',
+    body: CounterDto,
+    problems: [
+      [
+        409,
+        'Not a number (`NOT_A_NUMBER`), result out of range (`OUT_OF_RANGE`) or another type (`WRONG_TYPE`)',
+      ],
+    ],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Increment a number (INCRBY for integers, INCRBYFLOAT otherwise)' })
-  @ApiOkResponse({ type: CounterDto })
-  @ApiWriteProblems()
-  @ApiProblems([
-    409,
-    'Not a number (`NOT_A_NUMBER`), result out of range (`OUT_OF_RANGE`) or another type (`WRONG_TYPE`)',
-  ])
   incr(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,

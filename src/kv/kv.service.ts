@@ -1,37 +1,24 @@
 import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
+import { KeyAccess } from '../auth/key-patterns';
 import type { Principal } from '../auth/principal';
-import { AppConfig } from '../config/app-config';
+import { Names } from '../common/names';
 import { ValueCodec, type Encoding } from '../common/value-codec';
+import { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
 import { GatewayMetrics } from '../observability/gateway-metrics';
+import { SlotRouter } from '../redis/cluster';
+import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
-import { slotGroups } from '../redis/keys';
 import {
   INCR_CHECKED_SCRIPT,
-  RedisManager,
-  unwrapExec,
-  type RedisClient,
+  RedisScripts,
+  transactionReplies,
   type ScriptRunner,
-} from '../redis/redis-manager';
-import type {
-  CreateValueDto,
-  IncrDto,
-  KeysDto,
-  ListKeysQuery,
-  MgetDto,
-  PutValueDto,
-  RawPutQuery,
-  SetOptions,
-} from './dto/kv-requests.dto';
-import type {
-  CounterDto,
-  DeletedDto,
-  KeyListDto,
-  KeyTtlDto,
-  ValueDto,
-  ValuesDto,
-} from './dto/kv-responses.dto';
+} from '../redis/scripts';
+import type { RedisClient } from '../redis/types';
+import type * as Req from './dto/kv-requests.dto';
+import type * as Res from './dto/kv-responses.dto';
 
 const DEFAULT_SCAN_COUNT = 100;
 /** SCAN calls one page may spend looking for matches before it hands back a cursor. */
@@ -74,42 +61,49 @@ function setArguments(request: SetRequest): (string | number)[] {
   return args;
 }
 
-/** The key-value API of API.md on strings: GET/SET with TTL, batches, SCAN, TTL and INCR. */
+/** Key-value on strings: GET/SET with TTL, batches, SCAN, TTL and INCR. */
 @Injectable()
 export class KvService {
-  private readonly codec: ValueCodec;
   private readonly incrChecked: ScriptRunner;
   private readonly getWithTtl: ScriptRunner;
   private readonly mgetBounded: ScriptRunner;
   private readonly prefixBytes: number;
 
   constructor(
-    private readonly redis: RedisManager,
+    private readonly redis: RedisExecutor,
+    private readonly router: SlotRouter,
+    private readonly access: KeyAccess,
     private readonly keyspace: Keyspace,
+    private readonly names: Names,
+    private readonly codec: ValueCodec,
     private readonly metrics: GatewayMetrics,
     private readonly config: AppConfig,
+    scripts: RedisScripts,
   ) {
     this.prefixBytes = Buffer.byteLength(config.redis.keyPrefix);
-    this.codec = new ValueCodec(config.limits.maxValueBytes);
-    this.incrChecked = redis.defineScript(INCR_CHECKED_SCRIPT);
-    this.getWithTtl = redis.defineScript(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
+    this.incrChecked = scripts.load(INCR_CHECKED_SCRIPT);
+    this.getWithTtl = scripts.load(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
       buffers: true,
     });
-    this.mgetBounded = redis.defineScript(join(__dirname, 'scripts', 'mget-bounded-n.lua'), {
+    this.mgetBounded = scripts.load(join(__dirname, 'scripts', 'mget-bounded-n.lua'), {
       buffers: true,
     });
   }
 
-  async get(principal: Principal, name: string, encoding: Encoding = 'utf8'): Promise<ValueDto> {
+  async get(
+    principal: Principal,
+    name: string,
+    encoding: Encoding = 'utf8',
+  ): Promise<Res.ValueDto> {
     const { bytes, ttl } = await this.getBytes(principal, name);
     return { key: name, value: this.codec.encode(bytes, encoding), ttl, encoding };
   }
 
   /** The stored bytes and TTL, read together atomically (a read-only script, see its header). */
   async getBytes(principal: Principal, name: string): Promise<{ bytes: Buffer; ttl: number }> {
-    const key = this.keyspace.key(principal, name);
+    const key = this.access.redisKey(principal, name);
     const { maxResponseBytes } = this.config.limits;
-    const [bytes, ttl, oversize] = await this.redis.exec(
+    const [bytes, ttl, oversize] = await this.redis.run(
       'kv.get',
       'read',
       (client) =>
@@ -132,27 +126,21 @@ export class KvService {
    * One page of keys under a prefix: SCAN with a literal MATCH, confined to the key prefix; in
    * cluster mode over every master, behind one opaque cursor (KeyScan).
    */
-  async list(principal: Principal, query: ListKeysQuery): Promise<KeyListDto> {
+  async list(principal: Principal, query: Req.ListKeysQuery): Promise<Res.KeyListDto> {
     const prefix = query.prefix ?? '';
-    const problem = this.keyspace.nameProblem(prefix, { allowEmpty: true });
+    const problem = this.names.problem(prefix, { allowEmpty: true });
     if (problem) {
       throw AppError.validation([{ field: 'prefix', message: `prefix ${problem}` }]);
     }
-    const count = query.count ?? DEFAULT_SCAN_COUNT;
-    const { maxScanCount } = this.config.limits;
-    if (count > maxScanCount) {
-      throw AppError.validation([
-        { field: 'count', message: `count must not be greater than ${maxScanCount}` },
-      ]);
-    }
+    const count = this.names.count(query.count, DEFAULT_SCAN_COUNT);
     const match = this.keyspace.matchPattern(prefix);
-    const scan = this.redis.keyScan(query.cursor ?? '0');
-    return this.redis.exec('kv.scan', 'read', async (client) => {
+    const scan = this.router.scan(query.cursor ?? '0');
+    return this.redis.run('kv.scan', 'read', async (client) => {
       const keys: string[] = [];
       let rounds = 0;
       do {
         for (const redisKey of await scan.step(client, match, count)) {
-          const name = this.keyspace.visibleName(principal, redisKey);
+          const name = this.access.visibleName(principal, redisKey);
           if (name !== null) {
             keys.push(name);
           }
@@ -162,13 +150,13 @@ export class KvService {
     });
   }
 
-  create(principal: Principal, body: CreateValueDto): Promise<KeyTtlDto> {
+  create(principal: Principal, body: Req.CreateValueDto): Promise<Res.KeyTtlDto> {
     if (body.ttl !== undefined && body.expire !== undefined && body.ttl !== body.expire) {
       throw AppError.validation([
         { field: 'expire', message: 'give either ttl or expire, not both' },
       ]);
     }
-    const key = this.keyspace.key(principal, body.key);
+    const key = this.access.redisKey(principal, body.key);
     const bytes = this.codec.decode(body.value, body.encoding);
     return this.set(body.key, key, {
       ...this.conditions(body),
@@ -181,10 +169,10 @@ export class KvService {
   put(
     principal: Principal,
     name: string,
-    body: PutValueDto | Buffer,
-    query: RawPutQuery,
-  ): Promise<KeyTtlDto> {
-    const key = this.keyspace.key(principal, name);
+    body: Req.PutValueDto | Buffer,
+    query: Req.RawPutQuery,
+  ): Promise<Res.KeyTtlDto> {
+    const key = this.access.redisKey(principal, name);
     if (Buffer.isBuffer(body)) {
       this.codec.checkSize(body.length);
       return this.set(name, key, {
@@ -213,8 +201,8 @@ export class KvService {
   }
 
   async delete(principal: Principal, name: string): Promise<void> {
-    const key = this.keyspace.key(principal, name);
-    const deleted = await this.redis.exec(
+    const key = this.access.redisKey(principal, name);
+    const deleted = await this.redis.run(
       'kv.delete',
       'write',
       (client) => client.del(key),
@@ -230,10 +218,10 @@ export class KvService {
    * is read when the values together are larger than limits.maxResponseBytes (413). In cluster
    * mode one bounded MGET per hash slot (each atomic, the whole not a snapshot).
    */
-  async mget(principal: Principal, body: MgetDto): Promise<ValuesDto> {
+  async mget(principal: Principal, body: Req.MgetDto): Promise<Res.ValuesDto> {
     const names = distinct(body.keys);
-    const keys = this.batchKeys(principal, { keys: names });
-    const values = await this.redis.exec('kv.mget', 'read', (client) =>
+    const keys = this.batchKeys(principal, names);
+    const values = await this.redis.run('kv.mget', 'read', (client) =>
       this.readBounded(client, keys),
     );
     const hits = names.flatMap((name, index) => {
@@ -245,10 +233,10 @@ export class KvService {
   }
 
   /** DEL of many keys, each once; in cluster mode one DEL per hash slot (each atomic, the whole not). */
-  async deleteMany(principal: Principal, body: KeysDto): Promise<DeletedDto> {
-    const keys = this.batchKeys(principal, { keys: distinct(body.keys) });
-    const deleted = await this.redis.exec('kv.delete_many', 'write', (client) =>
-      this.redis.countEachSlot(keys, (group) => client.del(...group)),
+  async deleteMany(principal: Principal, body: Req.KeysDto): Promise<Res.DeletedDto> {
+    const keys = this.batchKeys(principal, distinct(body.keys));
+    const deleted = await this.redis.run('kv.delete_many', 'write', (client) =>
+      this.router.countEachSlot(keys, (group) => client.del(...group)),
     );
     return { deleted };
   }
@@ -269,7 +257,7 @@ export class KvService {
       }
       return reply;
     };
-    const groups = this.redis.mode === 'cluster' ? slotGroups(keys) : [];
+    const groups = this.router.groups(keys);
     if (groups.length <= 1) {
       return read(keys, budget);
     }
@@ -288,9 +276,9 @@ export class KvService {
     return merged;
   }
 
-  async getTtl(principal: Principal, name: string): Promise<KeyTtlDto> {
-    const key = this.keyspace.key(principal, name);
-    const ttl = await this.redis.exec(
+  async getTtl(principal: Principal, name: string): Promise<Res.KeyTtlDto> {
+    const key = this.access.redisKey(principal, name);
+    const ttl = await this.redis.run(
       'kv.ttl',
       'read',
       (client) => client.ttl(key),
@@ -302,9 +290,9 @@ export class KvService {
     return { key: name, ttl };
   }
 
-  async setTtl(principal: Principal, name: string, ttl: number): Promise<KeyTtlDto> {
-    const key = this.keyspace.key(principal, name);
-    const applied = await this.redis.exec(
+  async setTtl(principal: Principal, name: string, ttl: number): Promise<Res.KeyTtlDto> {
+    const key = this.access.redisKey(principal, name);
+    const applied = await this.redis.run(
       'kv.expire',
       'write',
       (client) => client.expire(key, ttl),
@@ -316,12 +304,12 @@ export class KvService {
     return { key: name, ttl };
   }
 
-  async persist(principal: Principal, name: string): Promise<KeyTtlDto> {
-    const key = this.keyspace.key(principal, name);
-    const [exists] = await this.redis.exec(
+  async persist(principal: Principal, name: string): Promise<Res.KeyTtlDto> {
+    const key = this.access.redisKey(principal, name);
+    const [exists] = await this.redis.run(
       'kv.persist',
       'write',
-      async (client) => unwrapExec(await client.multi().exists(key).persist(key).exec()),
+      async (client) => transactionReplies(await client.multi().exists(key).persist(key).exec()),
       ([n]) => n === 0,
     );
     if (exists === 0) {
@@ -330,23 +318,23 @@ export class KvService {
     return { key: name, ttl: -1 };
   }
 
-  async incr(principal: Principal, name: string, body: IncrDto): Promise<CounterDto> {
-    const key = this.keyspace.key(principal, name);
+  async incr(principal: Principal, name: string, body: Req.IncrDto): Promise<Res.CounterDto> {
+    const key = this.access.redisKey(principal, name);
     const by = body.by ?? 1;
-    const value = await this.redis.exec('kv.incr', 'write', (client) =>
+    const value = await this.redis.run('kv.incr', 'write', (client) =>
       this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float'], client),
     );
     return { key: name, value: Number(value) };
   }
 
-  private async set(name: string, key: string, request: SetRequest): Promise<KeyTtlDto> {
+  private async set(name: string, key: string, request: SetRequest): Promise<Res.KeyTtlDto> {
     const args = setArguments(request);
-    const [reply, ttl] = await this.redis.exec(
+    const [reply, ttl] = await this.redis.run(
       'kv.set',
       'write',
       async (client) =>
         request.keepTtl
-          ? unwrapExec(
+          ? transactionReplies(
               await client
                 .multi()
                 .call('SET', key, request.bytes, ...args)
@@ -365,18 +353,13 @@ export class KvService {
     return { key: name, ttl: ttl as number };
   }
 
-  private conditions(options: Pick<SetOptions, 'nx' | 'xx'>): Pick<SetRequest, 'nx' | 'xx'> {
+  private conditions(options: Pick<Req.SetOptions, 'nx' | 'xx'>): Pick<SetRequest, 'nx' | 'xx'> {
     return { nx: options.nx, xx: options.xx };
   }
 
-  private batchKeys(principal: Principal, body: { keys: string[] }): string[] {
-    const { maxBatchKeys } = this.config.limits;
-    if (body.keys.length === 0 || body.keys.length > maxBatchKeys) {
-      throw AppError.validation([
-        { field: 'keys', message: `keys must hold 1 to ${maxBatchKeys} keys` },
-      ]);
-    }
-    return this.keyspace.keys(principal, body.keys);
+  private batchKeys(principal: Principal, names: string[]): string[] {
+    this.names.checkBatch(names.length, 'keys');
+    return this.access.redisKeys(principal, names);
   }
 
   private countLookup(hits: number, misses: number): void {

@@ -1,6 +1,5 @@
 import { Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import type { Principal } from '../auth/principal';
 import { RateLimits } from './rate-limits';
 
 /**
@@ -13,9 +12,7 @@ export class RateLimitGuard implements CanActivate {
   constructor(private readonly limits: RateLimits) {}
 
   canActivate(context: ExecutionContext): boolean | Promise<boolean> {
-    const principal = context
-      .switchToHttp()
-      .getRequest<FastifyRequest & { user?: Principal }>().user;
+    const principal = context.switchToHttp().getRequest<FastifyRequest>().user;
     if (!principal) {
       return true;
     }

@@ -11,7 +11,7 @@ import {
 import { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
 import { Keyspace } from '../redis/keys';
-import { RedisManager } from '../redis/redis-manager';
+import { RedisConnections } from '../redis/connections';
 import { TokenBuckets } from './token-buckets';
 
 const TOKEN_BUCKET_SCRIPT = join(__dirname, 'scripts', 'token-bucket-1.lua');
@@ -57,7 +57,7 @@ export class RateLimits {
   private readonly localFailures?: TokenBuckets;
   private readonly sharedFailures?: RateLimiterAbstract;
 
-  constructor(config: AppConfig, redis: RedisManager, keyspace: Keyspace) {
+  constructor(config: AppConfig, redis: RedisConnections, keyspace: Keyspace) {
     const { requestsPerSecond, burst, authFailuresPerMinute, scope } = config.rateLimits;
     const global = scope === 'global';
     if (requestsPerSecond > 0) {
@@ -66,7 +66,7 @@ export class RateLimits {
         const duration = Math.max(1, Math.ceil(burst / requestsPerSecond));
         this.sharedRequests = new RateLimiterRedis({
           storeClient: redis.command,
-          keyPrefix: keyspace.reservedKey('rl', 'requests'),
+          keyPrefix: keyspace.reservedKey('rl:requests'),
           points: burst,
           duration,
           customIncrTtlLuaScript: readFileSync(TOKEN_BUCKET_SCRIPT, 'utf8').replace(
@@ -86,7 +86,7 @@ export class RateLimits {
       if (global) {
         this.sharedFailures = new RateLimiterRedis({
           storeClient: redis.command,
-          keyPrefix: keyspace.reservedKey('rl', 'auth-failures'),
+          keyPrefix: keyspace.reservedKey('rl:auth-failures'),
           points: authFailuresPerMinute,
           duration: 60,
           rejectIfRedisNotReady: true,

@@ -2,8 +2,10 @@ import { performance } from 'node:perf_hooks';
 import { Logger } from '@nestjs/common';
 import { Cluster, type Redis } from 'ioredis';
 import { AppError } from '../errors/app-error';
+import type { RedisExecutor } from '../redis/executor';
+import { parseInfo } from '../redis/info';
 import { notReady, type OperationKind } from '../redis/redis-errors';
-import type { RedisClient, RedisManager } from '../redis/redis-manager';
+import type { RedisClient } from '../redis/types';
 
 /** One server's INFO fields the restart check reads. */
 interface ServerState {
@@ -11,10 +13,6 @@ interface ServerState {
   runId: string;
   uptimeMs: number;
   persistent: boolean;
-}
-
-function infoField(text: string, field: string): string | undefined {
-  return new RegExp(`^${field}:(.*?)\\r?$`, 'm').exec(text)?.[1];
 }
 
 /**
@@ -36,7 +34,7 @@ export class LockNode {
   constructor(
     readonly label: string,
     readonly client: RedisClient,
-    private readonly redis: RedisManager,
+    private readonly redis: RedisExecutor,
     private readonly delayedRestartMs: number,
   ) {
     const reconnected = () => {
@@ -55,7 +53,7 @@ export class LockNode {
     kind: OperationKind,
     run: (client: RedisClient) => Promise<T>,
   ): Promise<T> {
-    return this.redis.execOn(this.client, operation, kind, run);
+    return this.redis.runOn(this.client, operation, kind, run);
   }
 
   /**
@@ -106,15 +104,14 @@ export class LockNode {
   }
 
   private async serverState(server: Redis): Promise<ServerState> {
-    const [info, persistence] = await Promise.all([
-      server.info('server'),
-      server.info('persistence'),
-    ]);
+    const [info, persistence] = (
+      await Promise.all([server.info('server'), server.info('persistence')])
+    ).map(parseInfo);
     return {
       address: `${server.options.host}:${server.options.port}`,
-      runId: infoField(info, 'run_id') ?? '',
-      uptimeMs: Number(infoField(info, 'uptime_in_seconds') ?? 0) * 1000,
-      persistent: infoField(persistence, 'aof_enabled') === '1',
+      runId: info.server?.run_id ?? '',
+      uptimeMs: Number(info.server?.uptime_in_seconds ?? 0) * 1000,
+      persistent: persistence.persistence?.aof_enabled === '1',
     };
   }
 }

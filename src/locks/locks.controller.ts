@@ -1,21 +1,11 @@
-import { Body, Controller, Delete, Get, Headers, HttpCode, Param, Post } from '@nestjs/common';
-import {
-  ApiCreatedResponse,
-  ApiHeader,
-  ApiNoContentResponse,
-  ApiOkResponse,
-  ApiOperation,
-  ApiParam,
-  ApiTags,
-} from '@nestjs/swagger';
+import { Body, Controller, Headers, Param } from '@nestjs/common';
+import { ApiHeader, ApiNoContentResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
-import { RequireScopes } from '../auth/require-scopes.decorator';
-import { SCOPES } from '../auth/scopes';
-import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
 import { AcquireLockDto, ExtendLockDto } from './dto/lock-requests.dto';
 import { LockGrantDto, LockLeaseDto, LockStatusDto } from './dto/lock-responses.dto';
 import { LocksService } from './locks.service';
+import { ReadRoute, WriteRoute } from '../auth/route.decorator';
 
 const nameParam = ApiParam({ name: 'name', description: 'The lock name, URL-encoded' });
 const NOT_OWNER: [409, string] = [
@@ -32,18 +22,16 @@ const LOCKS_UNAVAILABLE: [503, string] = [
 export class LocksController {
   constructor(private readonly locks: LocksService) {}
 
-  @Post(':name')
-  @RequireScopes(SCOPES.write)
-  @nameParam
-  @ApiOperation({
+  @WriteRoute('POST', ':name', {
     summary: 'Acquire a lock (a lease of ttlMs), waiting up to waitMs while another owner holds it',
+    status: 201,
+    body: LockGrantDto,
+    problems: [
+      [409, 'Not acquired within waitMs (`LOCK_HELD`), with Retry-After'],
+      LOCKS_UNAVAILABLE,
+    ],
   })
-  @ApiCreatedResponse({ type: LockGrantDto })
-  @ApiWriteProblems()
-  @ApiProblems(
-    [409, 'Not acquired within waitMs (`LOCK_HELD`), with Retry-After'],
-    LOCKS_UNAVAILABLE,
-  )
+  @nameParam
   acquire(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,
@@ -52,14 +40,12 @@ export class LocksController {
     return this.locks.acquire(principal, name, body);
   }
 
-  @Post(':name/extend')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':name/extend', {
+    summary: "Renew the owner's lease to ttlMs from now",
+    body: LockLeaseDto,
+    problems: [NOT_OWNER, LOCKS_UNAVAILABLE],
+  })
   @nameParam
-  @ApiOperation({ summary: "Renew the owner's lease to ttlMs from now" })
-  @ApiOkResponse({ type: LockLeaseDto })
-  @ApiWriteProblems()
-  @ApiProblems(NOT_OWNER, LOCKS_UNAVAILABLE)
   extend(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,
@@ -68,15 +54,14 @@ export class LocksController {
     return this.locks.extend(principal, name, body);
   }
 
-  @Delete(':name')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':name', {
+    summary: 'Release a lock (only its owner can)',
+    status: 204,
+    problems: [[404, 'The lock is not held (`NOT_FOUND`)'], NOT_OWNER, LOCKS_UNAVAILABLE],
+  })
   @nameParam
   @ApiHeader({ name: 'Lock-Token', required: true, description: "The owner's lock token" })
-  @ApiOperation({ summary: 'Release a lock (only its owner can)' })
   @ApiNoContentResponse({ description: 'Released' })
-  @ApiWriteProblems()
-  @ApiProblems([404, 'The lock is not held (`NOT_FOUND`)'], NOT_OWNER, LOCKS_UNAVAILABLE)
   release(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,
@@ -85,13 +70,12 @@ export class LocksController {
     return this.locks.release(principal, name, token);
   }
 
-  @Get(':name')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':name', {
+    summary: 'Whether a lock is held and for how long (never by whom)',
+    body: LockStatusDto,
+    problems: [LOCKS_UNAVAILABLE],
+  })
   @nameParam
-  @ApiOperation({ summary: 'Whether a lock is held and for how long (never by whom)' })
-  @ApiOkResponse({ type: LockStatusDto })
-  @ApiReadProblems()
-  @ApiProblems(LOCKS_UNAVAILABLE)
   status(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,

@@ -6,7 +6,7 @@ export type OperationResult = 'ok' | 'miss' | 'error';
 export type ConnectionRole = 'command' | 'subscriber' | 'blocking';
 export type SseKind = 'channel' | 'pattern' | 'stream';
 
-/** The gateway's own metrics (API.md, Metrics), in one injectable place. */
+/** The gateway's own metrics (the README lists them), in one injectable place. */
 @Injectable()
 export class GatewayMetrics {
   constructor(

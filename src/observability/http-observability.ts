@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Principal } from '../auth/principal';
 import type { GatewayMetrics } from './gateway-metrics';
 
 /** The HTTP metrics by route template and the one JSON log line of a finished request. */
@@ -14,8 +13,10 @@ export function recordRequest(
   const route = request.routeOptions.url ?? 'unmatched';
   const durationMs = Math.round(reply.elapsedTime * 1000) / 1000;
   metrics.recordHttp(request.method, route, status, durationMs / 1000);
-  const sub = (request as FastifyRequest & { user?: Principal }).user?.sub;
-  const level = status >= 500 ? 'error' : 'info';
+  const sub = request.user?.sub;
+  // A 503 or 504 is an operating condition (Redis down, slow, not ready yet), told once per
+  // request at warn; any other 5xx is the gateway's own fault.
+  const level = status === 503 || status === 504 ? 'warn' : status >= 500 ? 'error' : 'info';
   logger[level](
     { reqId: String(request.id), method: request.method, route, status, durationMs, sub },
     'request completed',

@@ -15,7 +15,7 @@ export const REQUEST_LOGGER = Symbol('REQUEST_LOGGER');
 /** Where log lines go: standard output unless the application is given another stream. */
 export const LOG_DESTINATION = Symbol('LOG_DESTINATION');
 
-// Whatever reaches a log record, these never do (API.md, Logs).
+// Whatever reaches a log record, these never do: tokens, passwords, lock tokens, values.
 const REDACTED_PATHS = [
   'req.headers.authorization',
   'req.headers.cookie',

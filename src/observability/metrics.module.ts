@@ -7,7 +7,7 @@ import {
   makeGaugeProvider,
   makeHistogramProvider,
 } from '@willsoto/nestjs-prometheus';
-import { Public } from '../auth/public.decorator';
+import { Public } from '../common/public.decorator';
 import { GatewayMetrics } from './gateway-metrics';
 
 @ApiTags('operations')
@@ -25,7 +25,7 @@ export class MetricsController extends PrometheusController {
 
 const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-/** `/metrics` and every metric of API.md, created once and reused across app instances. */
+/** `/metrics` and every metric of the gateway, created once and reused across app instances. */
 @Module({
   imports: [
     PrometheusModule.register({

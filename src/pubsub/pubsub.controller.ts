@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
+import { Body, Controller, Get, Param, Query, Res } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply } from 'fastify';
 import { AcceptsTicket } from '../auth/accepts-ticket.decorator';
@@ -6,10 +6,11 @@ import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
-import { ApiProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
+import { ApiProblems } from '../errors/api-problems.decorator';
 import { EventsQuery } from '../sse/sse.dto';
 import { PublishDto, PublishedDto } from './dto/pubsub.dto';
 import { PubSubService } from './pubsub.service';
+import { ReadRoute, WriteRoute } from '../auth/route.decorator';
 
 const EVENTS = `An SSE stream. Each message is \`event: message\`, \`data: {"channel","message","pattern"?}\`
 (a payload that is not UTF-8 text comes in base64 with \`"encoding": "base64"\`). Pub/sub is
@@ -28,20 +29,18 @@ const SSE_PROBLEMS = ApiProblems(
   ],
 );
 
-/** Pub/sub of API.md: publish to a channel, subscribe to a channel or a pattern over SSE. */
+/** Pub/sub: publish to a channel, subscribe to a channel or a pattern over SSE. */
 @ApiTags('pub/sub')
 @Controller('redis/pubsub')
 export class PubSubController {
   constructor(private readonly pubsub: PubSubService) {}
 
-  @Post('channels/:channel/messages')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', 'channels/:channel/messages', {
+    summary: 'Publish a message; answers how many Redis subscribers received it',
+    body: PublishedDto,
+    problems: [413],
+  })
   @ApiParam({ name: 'channel', description: 'The channel, URL-encoded' })
-  @ApiOperation({ summary: 'Publish a message; answers how many Redis subscribers received it' })
-  @ApiOkResponse({ type: PublishedDto })
-  @ApiWriteProblems()
-  @ApiProblems(413)
   publish(
     @CurrentPrincipal() principal: Principal,
     @Param('channel') channel: string,
@@ -50,14 +49,15 @@ export class PubSubController {
     return this.pubsub.publish(principal, channel, body);
   }
 
-  @Get('channels/:channel/events')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', 'channels/:channel/events', {
+    summary: 'Subscribe to a channel as Server-Sent Events',
+    description: EVENTS,
+  })
   @AcceptsTicket()
   @ApiParam({
     name: 'channel',
     description: 'The channel, URL-encoded (glob characters are literal)',
   })
-  @ApiOperation({ summary: 'Subscribe to a channel as Server-Sent Events', description: EVENTS })
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: EVENTS, schema: { type: 'string' } })
   @SSE_PROBLEMS

@@ -1,7 +1,7 @@
-import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { RedisManager, type RedisClient } from '../redis/redis-manager';
+import { Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { RedisConnections } from '../redis/connections';
 import { translateRedisError } from '../redis/redis-errors';
+import type { RedisClient } from '../redis/types';
 import type { SseEvent } from '../sse/sse-stream';
 
 export type SubscriptionKind = 'channel' | 'pattern';
@@ -21,20 +21,15 @@ export interface Listener {
   reconnected(): void;
 }
 
-/** How often the idle subscriber connection is checked, and how long a PING may take. */
-const HEALTH_INTERVAL_MS = 5000;
-const HEALTH_DEADLINE_MS = 2000;
-
 /**
  * The fan-out registry over the instance's one subscriber connection: SUBSCRIBE (or
  * PSUBSCRIBE) when the first listener of a channel arrives, UNSUBSCRIBE after the last one left,
  * so Redis sees one connection and each channel once however many SSE clients listen. After a
  * reconnect it subscribes everything again and tells every listener (`event: reconnected`).
- * An idle subscriber is noticed by no timeout, so a PING checks it every few seconds and a
- * connection that does not answer is replaced (RELIABILITY.md §1.2, R-9).
+ * The connection itself, and its health check, belong to RedisConnections.
  */
 @Injectable()
-export class Subscriptions implements OnModuleInit, OnModuleDestroy {
+export class Subscriptions implements OnModuleInit {
   private readonly logger = new Logger(Subscriptions.name);
   private readonly listeners: Record<SubscriptionKind, Map<string, Set<Listener>>> = {
     channel: new Map(),
@@ -46,11 +41,10 @@ export class Subscriptions implements OnModuleInit, OnModuleDestroy {
     pattern: new Map(),
   };
   private readonly client: RedisClient;
-  private health: NodeJS.Timeout | undefined;
   private wasReady = false;
 
-  constructor(redis: RedisManager) {
-    this.client = redis.subscriber;
+  constructor(connections: RedisConnections) {
+    this.client = connections.subscriber;
   }
 
   onModuleInit(): void {
@@ -61,12 +55,6 @@ export class Subscriptions implements OnModuleInit, OnModuleDestroy {
       this.deliver('pattern', pattern.toString(), { channel: channel.toString(), message }),
     );
     this.client.on('ready', () => void this.restore());
-    this.health = setInterval(() => void this.check(), HEALTH_INTERVAL_MS);
-    this.health.unref();
-  }
-
-  onModuleDestroy(): void {
-    clearInterval(this.health);
   }
 
   /** Distinct channels and patterns subscribed now. */
@@ -163,36 +151,6 @@ export class Subscriptions implements OnModuleInit, OnModuleDestroy {
           listener.reconnected();
         }
       }
-    }
-  }
-
-  /** PING the subscriber; one that does not answer in time is replaced. */
-  private async check(): Promise<void> {
-    if (this.client.status !== 'ready') {
-      return;
-    }
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      await Promise.race([
-        this.client.ping(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error('PING timed out')), HEALTH_DEADLINE_MS);
-        }),
-      ]);
-    } catch (error) {
-      if (this.client.status !== 'ready') {
-        return; // It closed meanwhile and reconnects by itself.
-      }
-      this.logger.warn({ reason: (error as Error).message }, 'Subscriber unhealthy; reconnecting');
-      // Dropped at once: disconnect() closes gracefully and waits up to 2 s (ioredis
-      // disconnectTimeout) for the FIN of a peer that a half-open path never delivers (R-9).
-      if (this.client instanceof Redis) {
-        this.client.stream.destroy();
-      } else {
-        this.client.disconnect(true);
-      }
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

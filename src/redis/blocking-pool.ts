@@ -1,6 +1,7 @@
 import { AppError } from '../errors/app-error';
+import { withDeadline } from './deadline';
 import { notReady } from './redis-errors';
-import type { RedisClient } from './redis-manager';
+import type { RedisClient } from './types';
 
 /** One connection of the pool, lent to one blocked read or one stream tail. */
 export interface BlockingLease {
@@ -25,7 +26,7 @@ export interface BlockingPoolOptions {
 
 /**
  * A bounded pool of dedicated connections for blocking commands (XREAD BLOCK, XREADGROUP
- * BLOCK), so a blocked read never stalls the shared command connections (ARCHITECTURE.md).
+ * BLOCK), so a blocked read never stalls the shared command connections.
  * Connections are made on demand and kept while idle; past `size` lent at once a lease fails
  * at once with 503, it never queues.
  */
@@ -163,20 +164,12 @@ export class BlockingPool {
     this.open.add(client);
     // A pooled connection that drops is not reconnected: the next lease makes a new one.
     client.once('end', () => this.forget(client));
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        client.connect(),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(notReady()), this.options.connectTimeoutMs);
-        }),
-      ]);
+      await withDeadline(client.connect(), this.options.connectTimeoutMs);
       return client;
     } catch {
       this.discard(client);
       throw notReady();
-    } finally {
-      clearTimeout(timer);
     }
   }
 

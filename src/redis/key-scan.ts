@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster, type Redis } from 'ioredis';
 import { AppError } from '../errors/app-error';
-import type { RedisClient } from './redis-manager';
+import type { RedisClient } from './types';
 
 /** Redis's own cursor (standalone and sentinel mode), unchanged. */
 const SERVER_CURSOR = /^\d{1,20}$/;

@@ -1,18 +1,15 @@
 import { AppError } from '../errors/app-error';
-
-export type OperationKind = 'read' | 'write';
+import { OperationTimeoutError } from './deadline';
 
 /**
- * An operation that did not settle within redis.commandTimeoutMs as a whole: its commands may
- * still be queued in the client (auto-pipelining sends a batch only after the previous one
- * settled), so some may reach Redis after the caller was answered.
+ * What an operation does to Redis, which decides its connection and what a lost reply means:
+ * - `read`: changes nothing; runs on the reads connection; a lost reply is simply unavailable;
+ * - `write`: runs on the writes connection; a reply lost after sending leaves the outcome
+ *   unknown (504 OUTCOME_UNKNOWN);
+ * - `retriable-write`: a write that a plain retry repeats safely (a consumer-group read: what
+ *   it delivered stays pending and can be claimed), so a lost reply is answered like a read's.
  */
-export class OperationTimeoutError extends Error {
-  constructor() {
-    super('Operation timed out');
-    this.name = 'OperationTimeoutError';
-  }
-}
+export type OperationKind = 'read' | 'write' | 'retriable-write';
 
 /** Raised before anything is sent, while the command connection is not ready. */
 export function notReady(): AppError {

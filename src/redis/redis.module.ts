@@ -1,12 +1,16 @@
 import { Global, Module } from '@nestjs/common';
 import { MetricsModule } from '../observability/metrics.module';
+import { SlotRouter } from './cluster';
+import { RedisConnections } from './connections';
+import { RedisExecutor } from './executor';
 import { Keyspace } from './keys';
-import { RedisManager } from './redis-manager';
+import { RedisScripts } from './scripts';
 
+/** Redis for every module: connections, the executor, scripts, slot routing, the key prefix. */
 @Global()
 @Module({
   imports: [MetricsModule],
-  providers: [RedisManager, Keyspace],
-  exports: [RedisManager, Keyspace],
+  providers: [RedisConnections, RedisExecutor, RedisScripts, SlotRouter, Keyspace],
+  exports: [RedisConnections, RedisExecutor, RedisScripts, SlotRouter, Keyspace],
 })
 export class RedisModule {}

@@ -49,7 +49,7 @@ const END_FLUSH_MS = 5000;
 /**
  * One open SSE response, written straight to the socket. Its unsent bytes are bounded: a client
  * that reads slower than its events arrive is sent `event: error` (SLOW_CONSUMER) and closed,
- * so one slow reader can neither hold memory nor hold back the others (ARCHITECTURE.md).
+ * so one slow reader can neither hold memory nor hold back the others.
  */
 export class SseStream {
   private ended = false;

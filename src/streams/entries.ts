@@ -53,7 +53,7 @@ export function toEntry(
 
 /**
  * Entries of a reply, skipping ones Redis reports as deleted (a null field list). Field names
- * are names, always text (API.md), as an add takes them; `encoding` applies to the values.
+ * are names, always text, as an add takes them; `encoding` applies to the values.
  */
 export function toEntries(
   raw: RawEntry[] | null,

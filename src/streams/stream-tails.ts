@@ -1,176 +1,29 @@
 import { Injectable, Logger, type OnModuleDestroy } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { KeyAccess } from '../auth/key-patterns';
 import type { Principal } from '../auth/principal';
+import { ValueCodec, type Encoding } from '../common/value-codec';
 import { AppConfig } from '../config/app-config';
-import type { Encoding, ValueCodec } from '../common/value-codec';
 import { AppError } from '../errors/app-error';
 import type { BlockingLease } from '../redis/blocking-pool';
-import { Keyspace } from '../redis/keys';
-import { BLOCKING_GRACE_MS, RedisManager, callBuffer, unwrapExec } from '../redis/redis-manager';
-import { OperationTimeoutError } from '../redis/redis-errors';
+import { RedisConnections } from '../redis/connections';
+import { RedisExecutor } from '../redis/executor';
+import { callBuffer, transactionReplies } from '../redis/scripts';
 import { SseRegistry } from '../sse/sse-registry';
 import type { SseStream } from '../sse/sse-stream';
-import { compareIds, entrySize, RESUMABLE_ID, toEntry, type RawEntry } from './entries';
+import { compareIds, RESUMABLE_ID, toEntry, type RawEntry } from './entries';
 import { StreamsService } from './streams.service';
+import { TailHub, type TailClient, type TailHost, type XreadReply } from './tail-hub';
 
-/** How long one XREAD of a tail blocks; a tail is re-armed after each. */
-const TAIL_BLOCK_MS = 5000;
 /** Entries per XREAD or catch-up page. */
 const PAGE = 100;
-const MAX_RETRY_DELAY_MS = 1000;
-
-type XreadReply = [key: Buffer, entries: RawEntry[]][] | null;
-
-interface TailClient {
-  readonly stream: SseStream;
-  readonly encoding: Encoding | undefined;
-  /** The id of the last entry sent, or the position the client starts after. */
-  lastId: string;
-  /** Entries the hub read while the client was still catching up; null once it is live. */
-  held: RawEntry[] | null;
-  heldBytes: number;
-}
+/** How long one XREAD of a tail blocks. */
+const TAIL_BLOCK_MS = 5000;
 
 export interface TailOptions {
   from?: string;
   lastEventId?: string;
   encoding?: Encoding;
-}
-
-/**
- * One XREAD BLOCK loop per tailed stream, on one connection of the blocking pool, shared by
- * every SSE client that tails that stream: a thousand clients on one stream cost one Redis
- * connection, and a tail never blocks the shared command connection.
- */
-class TailHub {
-  readonly clients = new Set<TailClient>();
-  /** The id the next XREAD reads after; unknown until the first client has caught up. */
-  position: string | undefined;
-  stopped = false;
-  private wake: (() => void) | undefined;
-
-  constructor(
-    readonly key: string,
-    private lease: BlockingLease | undefined,
-    private readonly tails: StreamTails,
-  ) {}
-
-  start(): void {
-    void this.loop();
-  }
-
-  remove(client: TailClient): void {
-    this.clients.delete(client);
-    if (this.clients.size === 0) {
-      this.stop();
-    }
-  }
-
-  /** Sets where reading starts, once, from the first client to finish catching up. */
-  begin(position: string): void {
-    if (this.position === undefined) {
-      this.position = position;
-      this.wake?.();
-    }
-  }
-
-  stop(): void {
-    if (this.stopped) {
-      return;
-    }
-    this.stopped = true;
-    // The connection may be blocked inside Redis: closing it ends the block there at once.
-    this.lease?.release(false);
-    this.lease = undefined;
-    this.wake?.();
-    this.tails.forget(this);
-  }
-
-  private async loop(): Promise<void> {
-    let failures = 0;
-    while (!this.stopped) {
-      if (this.position === undefined) {
-        await new Promise<void>((resolve) => (this.wake = resolve));
-        continue;
-      }
-      try {
-        this.lease ??= await this.tails.lease();
-        if (this.stopped) {
-          this.lease.release(false);
-          return;
-        }
-        const reply = await this.read(this.lease, this.position);
-        failures = 0;
-        if (reply && !this.stopped) {
-          this.deliver(reply[0][1]);
-        }
-      } catch (error) {
-        if (this.stopped) {
-          return;
-        }
-        this.lease?.release(false);
-        this.lease = undefined;
-        if (error instanceof Error && error.message.startsWith('WRONGTYPE')) {
-          this.endAll('WRONG_TYPE');
-          return;
-        }
-        // Redis is down or restarting: clients keep their streams (heartbeats go on) and the
-        // tail resumes from its position when Redis is back; nothing is lost.
-        failures += 1;
-        await new Promise((resolve) =>
-          setTimeout(resolve, Math.min(50 * 2 ** failures, MAX_RETRY_DELAY_MS)),
-        );
-      }
-    }
-  }
-
-  /** One XREAD BLOCK, with a deadline that closes a connection that went half-open. */
-  private read(lease: BlockingLease, position: string): Promise<XreadReply> {
-    let timer: NodeJS.Timeout | undefined;
-    const command = callBuffer(
-      lease.client,
-      'XREAD',
-      'COUNT',
-      PAGE,
-      'BLOCK',
-      TAIL_BLOCK_MS,
-      'STREAMS',
-      this.key,
-      position,
-    ) as Promise<XreadReply>;
-    command.catch(() => undefined);
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new OperationTimeoutError()),
-        TAIL_BLOCK_MS + BLOCKING_GRACE_MS,
-      );
-    });
-    return Promise.race([command, deadline]).finally(() => clearTimeout(timer));
-  }
-
-  private deliver(entries: RawEntry[]): void {
-    if (entries.length === 0) {
-      return;
-    }
-    this.position = entries[entries.length - 1][0].toString();
-    for (const client of this.clients) {
-      if (client.held) {
-        client.held.push(...entries);
-        client.heldBytes += entries.reduce((sum, entry) => sum + entrySize(entry), 0);
-        if (client.heldBytes > this.tails.maxBufferBytes) {
-          client.stream.end({ error: 'SLOW_CONSUMER' });
-        }
-        continue;
-      }
-      this.tails.send(client, entries);
-    }
-  }
-
-  private endAll(code: 'WRONG_TYPE'): void {
-    for (const client of [...this.clients]) {
-      client.stream.end({ error: code });
-    }
-  }
 }
 
 /**
@@ -181,23 +34,23 @@ class TailHub {
  * or repeated.
  */
 @Injectable()
-export class StreamTails implements OnModuleDestroy {
+export class StreamTails implements TailHost, OnModuleDestroy {
   private readonly logger = new Logger(StreamTails.name);
   private readonly hubs = new Map<string, TailHub>();
   private readonly creating = new Map<string, Promise<TailHub>>();
   private readonly shares = new Map<string, { clients: number; release: () => void }>();
   readonly maxBufferBytes: number;
-  private readonly codec: ValueCodec;
 
   constructor(
-    private readonly redis: RedisManager,
-    private readonly keyspace: Keyspace,
+    private readonly redis: RedisExecutor,
+    private readonly connections: RedisConnections,
+    private readonly access: KeyAccess,
     private readonly registry: SseRegistry,
     private readonly streams: StreamsService,
+    private readonly codec: ValueCodec,
     config: AppConfig,
   ) {
     this.maxBufferBytes = config.sse.maxBufferBytes;
-    this.codec = streams.codec;
   }
 
   /** Open tails (streams with at least one client). */
@@ -211,7 +64,7 @@ export class StreamTails implements OnModuleDestroy {
     options: TailOptions,
     reply: FastifyReply,
   ): Promise<void> {
-    const key = this.keyspace.key(principal, name);
+    const key = this.access.redisKey(principal, name);
     this.registry.admit(principal);
     const unshare = this.takeShare(principal.sub, key);
     let stream: SseStream;
@@ -276,7 +129,7 @@ export class StreamTails implements OnModuleDestroy {
     const id = `${sub}\0${key}`;
     let entry = this.shares.get(id);
     if (!entry) {
-      entry = { clients: 0, release: this.redis.blocking.share(sub) };
+      entry = { clients: 0, release: this.connections.blocking.share(sub) };
       this.shares.set(id, entry);
     }
     const taken = entry;
@@ -310,7 +163,18 @@ export class StreamTails implements OnModuleDestroy {
   }
 
   lease(): Promise<BlockingLease> {
-    return this.redis.blocking.lease();
+    return this.connections.blocking.lease();
+  }
+
+  /** One XREAD BLOCK of a hub, on its leased connection; re-armed by the hub after each. */
+  read(lease: BlockingLease, key: string, position: string): Promise<XreadReply> {
+    const args = ['COUNT', PAGE, 'BLOCK', TAIL_BLOCK_MS, 'STREAMS', key, position];
+    return this.redis.runBlockingOn(
+      lease,
+      'streams.tail_read',
+      TAIL_BLOCK_MS,
+      (client) => callBuffer(client, 'XREAD', ...args) as Promise<XreadReply>,
+    );
   }
 
   forget(hub: TailHub): void {
@@ -327,8 +191,10 @@ export class StreamTails implements OnModuleDestroy {
 
   /** `$`: after the stream's last entry now; `0`: from the start; else after that id. */
   private async startPosition(key: string, from: string): Promise<string> {
-    const [type, last] = await this.redis.exec('streams.tail_start', 'read', async (client) =>
-      unwrapExec(await client.multi().type(key).xrevrange(key, '+', '-', 'COUNT', 1).exec()),
+    const [type, last] = await this.redis.run('streams.tail_start', 'read', async (client) =>
+      transactionReplies(
+        await client.multi().type(key).xrevrange(key, '+', '-', 'COUNT', 1).exec(),
+      ),
     );
     if (type !== 'stream' && type !== 'none') {
       throw new AppError('WRONG_TYPE', 'The key holds a value of another type.');
@@ -376,7 +242,7 @@ export class StreamTails implements OnModuleDestroy {
   private async catchUp(key: string, client: TailClient): Promise<void> {
     for (;;) {
       // Pages of at most PAGE entries and about one client buffer of bytes.
-      const [, truncated, page] = (await this.redis.exec('streams.tail_range', 'read', (redis) =>
+      const [, truncated, page] = (await this.redis.run('streams.tail_range', 'read', (redis) =>
         this.streams.rangeBounded(
           [key],
           [`(${client.lastId}`, '+', PAGE, '0', this.maxBufferBytes, '1'],

@@ -1,19 +1,6 @@
+import { Body, Controller, Get, Headers, HttpCode, Param, Post, Query, Res } from '@nestjs/common';
 import {
-  Body,
-  Controller,
-  Delete,
-  Get,
-  Headers,
-  HttpCode,
-  Param,
-  Post,
-  Query,
-  Res,
-} from '@nestjs/common';
-import {
-  ApiCreatedResponse,
   ApiHeader,
-  ApiNoContentResponse,
   ApiOkResponse,
   ApiOperation,
   ApiParam,
@@ -50,8 +37,10 @@ import {
   StreamInfoDto,
   TrimmedDto,
 } from './dto/streams-responses.dto';
+import { GroupsService } from './groups.service';
 import { StreamTails } from './stream-tails';
 import { StreamsService } from './streams.service';
+import { ReadRoute, WriteRoute } from '../auth/route.decorator';
 
 const WRONG_TYPE: [409, string] = [409, 'The key holds another type (`WRONG_TYPE`)'];
 const NO_STREAM: [404, string] = [404, 'The stream does not exist (`NOT_FOUND`)'];
@@ -70,17 +59,30 @@ losing none. Other events: \`gap\` (the Last-Event-ID was not an entry id: entri
 reconnect), \`error\` with \`data: {"code"}\` (\`SLOW_CONSUMER\`: the client read too slowly and was
 closed; \`REDIS_UNAVAILABLE\`; \`WRONG_TYPE\`). A \`: ping\` comment comes every sse.heartbeatMs.`;
 
-/** Streams of API.md: entries, ranges, trimming, SSE tails and consumer groups. */
+/** Streams: entries, ranges, trimming, SSE tails and consumer groups. */
 @ApiTags('streams')
 @Controller('redis/streams')
 export class StreamsController {
   constructor(
     private readonly streams: StreamsService,
+    private readonly consumerGroups: GroupsService,
     private readonly tails: StreamTails,
   ) {}
 
-  @Post(':key/entries')
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/entries', {
+    summary:
+      'Add an entry (XADD); trims to streams.maxLength (approximately) unless maxLen is given',
+    status: 201,
+    body: EntryIdDto,
+    problems: [
+      [
+        409,
+        'The explicit id is not above the last one (`STREAM_ID_TOO_SMALL`), the Idempotency-Key ' +
+          'was used for another body (`IDEMPOTENCY_KEY_REUSED`) or another type (`WRONG_TYPE`)',
+      ],
+      413,
+    ],
+  })
   @keyParam
   @ApiHeader({
     name: 'Idempotency-Key',
@@ -89,20 +91,6 @@ export class StreamsController {
       'A retry with the same key (and the same body) adds no second entry and answers the ' +
       'first id, for streams.idempotencyWindowS; the same key with another body gets 409',
   })
-  @ApiOperation({
-    summary:
-      'Add an entry (XADD); trims to streams.maxLength (approximately) unless maxLen is given',
-  })
-  @ApiCreatedResponse({ type: EntryIdDto })
-  @ApiWriteProblems()
-  @ApiProblems(
-    [
-      409,
-      'The explicit id is not above the last one (`STREAM_ID_TOO_SMALL`), the Idempotency-Key ' +
-        'was used for another body (`IDEMPOTENCY_KEY_REUSED`) or another type (`WRONG_TYPE`)',
-    ],
-    413,
-  )
   add(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -112,13 +100,12 @@ export class StreamsController {
     return this.streams.add(principal, key, body, idempotencyKey);
   }
 
-  @Get(':key/entries')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/entries', {
+    summary: 'Entries in an id range (XRANGE, or XREVRANGE with reverse=true)',
+    body: EntriesDto,
+    problems: [NO_STREAM, 406, WRONG_TYPE],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Entries in an id range (XRANGE, or XREVRANGE with reverse=true)' })
-  @ApiOkResponse({ type: EntriesDto })
-  @ApiReadProblems()
-  @ApiProblems(NO_STREAM, 406, WRONG_TYPE)
   range(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -127,8 +114,21 @@ export class StreamsController {
     return this.streams.range(principal, key, query);
   }
 
-  @Get(':key/events')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/events', {
+    summary: 'Tail the stream as Server-Sent Events',
+    description: TAIL_DESCRIPTION,
+    problems: [
+      400,
+      WRONG_TYPE,
+      [429, 'This subject holds sse.maxClientsPerSubject streams (`TOO_MANY_SUBJECT_STREAMS`)'],
+      [
+        503,
+        'Redis unreachable (`REDIS_UNAVAILABLE`), sse.maxClients streams open ' +
+          '(`TOO_MANY_STREAMS`) or the blocking pool spent (`BLOCKING_POOL_EXHAUSTED`)',
+      ],
+      504,
+    ],
+  })
   @AcceptsTicket()
   @keyParam
   @ApiHeader({
@@ -136,20 +136,8 @@ export class StreamsController {
     required: false,
     description: 'Resume after this entry id (browsers send it when they reconnect)',
   })
-  @ApiOperation({ summary: 'Tail the stream as Server-Sent Events', description: TAIL_DESCRIPTION })
   @ApiProduces('text/event-stream')
   @ApiOkResponse({ description: TAIL_DESCRIPTION, schema: { type: 'string' } })
-  @ApiProblems(
-    400,
-    WRONG_TYPE,
-    [429, 'This subject holds sse.maxClientsPerSubject streams (`TOO_MANY_SUBJECT_STREAMS`)'],
-    [
-      503,
-      'Redis unreachable (`REDIS_UNAVAILABLE`), sse.maxClients streams open ' +
-        '(`TOO_MANY_STREAMS`) or the blocking pool spent (`BLOCKING_POOL_EXHAUSTED`)',
-    ],
-    504,
-  )
   async events(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -179,15 +167,13 @@ export class StreamsController {
     return this.streams.info(principal, key);
   }
 
-  @Delete(':key/entries/:id')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key/entries/:id', {
+    summary: 'Delete one entry (XDEL)',
+    status: 204,
+    problems: [[404, 'No such entry or stream (`NOT_FOUND`)'], WRONG_TYPE],
+  })
   @keyParam
   @ApiParam({ name: 'id', description: 'The entry id' })
-  @ApiOperation({ summary: 'Delete one entry (XDEL)' })
-  @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiWriteProblems()
-  @ApiProblems([404, 'No such entry or stream (`NOT_FOUND`)'], WRONG_TYPE)
   deleteEntry(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -196,14 +182,12 @@ export class StreamsController {
     return this.streams.deleteEntry(principal, key, id);
   }
 
-  @Post(':key/trim')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/trim', {
+    summary: 'Trim by length (maxLen) or by id (minId) (XTRIM)',
+    body: TrimmedDto,
+    problems: [NO_STREAM, WRONG_TYPE],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Trim by length (maxLen) or by id (minId) (XTRIM)' })
-  @ApiOkResponse({ type: TrimmedDto })
-  @ApiWriteProblems()
-  @ApiProblems(NO_STREAM, WRONG_TYPE)
   trim(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -212,71 +196,69 @@ export class StreamsController {
     return this.streams.trim(principal, key, body);
   }
 
-  @Post(':key/groups')
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/groups', {
+    summary: 'Create a consumer group (XGROUP CREATE, MKSTREAM by default)',
+    status: 201,
+    body: GroupCreatedDto,
+    problems: [
+      [404, 'The stream does not exist and mkStream is false (`NOT_FOUND`)'],
+      [409, 'The group exists (`GROUP_EXISTS`) or the key holds another type (`WRONG_TYPE`)'],
+    ],
+  })
   @keyParam
-  @ApiOperation({ summary: 'Create a consumer group (XGROUP CREATE, MKSTREAM by default)' })
-  @ApiCreatedResponse({ type: GroupCreatedDto })
-  @ApiWriteProblems()
-  @ApiProblems(
-    [404, 'The stream does not exist and mkStream is false (`NOT_FOUND`)'],
-    [409, 'The group exists (`GROUP_EXISTS`) or the key holds another type (`WRONG_TYPE`)'],
-  )
   createGroup(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
     @Body() body: CreateGroupDto,
   ): Promise<GroupCreatedDto> {
-    return this.streams.createGroup(principal, key, body);
+    return this.consumerGroups.createGroup(principal, key, body);
   }
 
-  @Get(':key/groups')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/groups', {
+    summary: 'The consumer groups with their pending count and lag (XINFO GROUPS)',
+    body: GroupsDto,
+    problems: [NO_STREAM, WRONG_TYPE],
+  })
   @keyParam
-  @ApiOperation({ summary: 'The consumer groups with their pending count and lag (XINFO GROUPS)' })
-  @ApiOkResponse({ type: GroupsDto })
-  @ApiReadProblems()
-  @ApiProblems(NO_STREAM, WRONG_TYPE)
   groups(@CurrentPrincipal() principal: Principal, @Param('key') key: string): Promise<GroupsDto> {
-    return this.streams.groups(principal, key);
+    return this.consumerGroups.groups(principal, key);
   }
 
-  @Delete(':key/groups/:group')
-  @HttpCode(204)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('DELETE', ':key/groups/:group', {
+    summary: 'Delete a consumer group (XGROUP DESTROY)',
+    status: 204,
+    problems: [NO_GROUP, WRONG_TYPE],
+  })
   @keyParam
   @groupParam
-  @ApiOperation({ summary: 'Delete a consumer group (XGROUP DESTROY)' })
-  @ApiNoContentResponse({ description: 'Deleted' })
-  @ApiWriteProblems()
-  @ApiProblems(NO_GROUP, WRONG_TYPE)
   deleteGroup(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
     @Param('group') group: string,
   ): Promise<void> {
-    return this.streams.deleteGroup(principal, key, group);
+    return this.consumerGroups.deleteGroup(principal, key, group);
   }
 
-  @Post(':key/groups/:group/read')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
-  @keyParam
-  @groupParam
-  @ApiOperation({
+  @WriteRoute('POST', ':key/groups/:group/read', {
     summary:
       'Read new entries as a consumer of the group (XREADGROUP >); a write: it moves them to the pending list',
     description:
       'With blockMs, waits up to that long (at most limits.maxBlockMs) on a dedicated ' +
       'connection of the blocking pool; an empty list when nothing arrived.',
+    body: GroupEntriesDto,
+    problems: [
+      NO_GROUP,
+      406,
+      WRONG_TYPE,
+      [
+        503,
+        'Redis unreachable (`REDIS_UNAVAILABLE`) or every blocking connection in use ' +
+          '(`BLOCKING_POOL_EXHAUSTED`), with Retry-After',
+      ],
+    ],
   })
-  @ApiOkResponse({ type: GroupEntriesDto })
-  @ApiWriteProblems()
-  @ApiProblems(NO_GROUP, 406, WRONG_TYPE, [
-    503,
-    'Redis unreachable (`REDIS_UNAVAILABLE`) or every blocking connection in use ' +
-      '(`BLOCKING_POOL_EXHAUSTED`), with Retry-After',
-  ])
+  @keyParam
+  @groupParam
   async read(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
@@ -293,7 +275,7 @@ export class StreamsController {
     };
     reply.raw.once('close', left);
     try {
-      return await this.streams.read(principal, key, group, body, abort.signal);
+      return await this.consumerGroups.read(principal, key, group, body, abort.signal);
     } finally {
       reply.raw.off('close', left);
     }
@@ -314,43 +296,38 @@ export class StreamsController {
     @Param('group') group: string,
     @Body() body: AckDto,
   ): Promise<AcknowledgedDto> {
-    return this.streams.ack(principal, key, group, body);
+    return this.consumerGroups.ack(principal, key, group, body);
   }
 
-  @Get(':key/groups/:group/pending')
-  @RequireScopes(SCOPES.read)
+  @ReadRoute('GET', ':key/groups/:group/pending', {
+    summary: 'Pending entries: the summary per consumer and the entries (XPENDING)',
+    body: PendingDto,
+    problems: [NO_GROUP, WRONG_TYPE],
+  })
   @keyParam
   @groupParam
-  @ApiOperation({ summary: 'Pending entries: the summary per consumer and the entries (XPENDING)' })
-  @ApiOkResponse({ type: PendingDto })
-  @ApiReadProblems()
-  @ApiProblems(NO_GROUP, WRONG_TYPE)
   pending(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
     @Param('group') group: string,
     @Query() query: PendingQuery,
   ): Promise<PendingDto> {
-    return this.streams.pending(principal, key, group, query);
+    return this.consumerGroups.pending(principal, key, group, query);
   }
 
-  @Post(':key/groups/:group/claim')
-  @HttpCode(200)
-  @RequireScopes(SCOPES.write)
+  @WriteRoute('POST', ':key/groups/:group/claim', {
+    summary: 'Take over entries left pending by another consumer (XAUTOCLAIM)',
+    body: ClaimedDto,
+    problems: [NO_GROUP, 406, WRONG_TYPE],
+  })
   @keyParam
   @groupParam
-  @ApiOperation({
-    summary: 'Take over entries left pending by another consumer (XAUTOCLAIM)',
-  })
-  @ApiOkResponse({ type: ClaimedDto })
-  @ApiWriteProblems()
-  @ApiProblems(NO_GROUP, 406, WRONG_TYPE)
   claim(
     @CurrentPrincipal() principal: Principal,
     @Param('key') key: string,
     @Param('group') group: string,
     @Body() body: ClaimDto,
   ): Promise<ClaimedDto> {
-    return this.streams.claim(principal, key, group, body);
+    return this.consumerGroups.claim(principal, key, group, body);
   }
 }

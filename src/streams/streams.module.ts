@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { MetricsModule } from '../observability/metrics.module';
+import { GroupsService } from './groups.service';
 import { StreamTails } from './stream-tails';
 import { StreamsController } from './streams.controller';
 import { StreamsService } from './streams.service';
@@ -7,6 +8,6 @@ import { StreamsService } from './streams.service';
 @Module({
   imports: [MetricsModule],
   controllers: [StreamsController],
-  providers: [StreamsService, StreamTails],
+  providers: [StreamsService, GroupsService, StreamTails],
 })
 export class StreamsModule {}

@@ -22,11 +22,13 @@ import { merge } from '../../src/config/config.loader';
 import { TestApp, type Response, type TestAppOptions } from '../support/app';
 import { metricValue } from '../support/metrics';
 import { eventually, sleep } from '../support/ports';
+import { report } from '../support/figures';
 
 /**
- * RELIABILITY.md §5.3 (A-1 … A-15) and Z-1 against the real application, a real OIDC issuer
- * and real signatures: nothing about token verification is mocked. Tokens the issuer would
- * never produce are forged byte by byte (header, payload, signature) with node:crypto.
+ * A-1 … A-16 and Z-1 against the real application, a real OIDC issuer and real signatures:
+ * nothing about token verification is mocked. Tokens the issuer would never produce are forged
+ * byte by byte (header, payload, signature) with node:crypto. The A-16 figures print with
+ * FAILURES_REPORT=1.
  */
 
 const KNOWN = 'known';
@@ -241,7 +243,7 @@ async function authFailures(app: TestApp): Promise<Record<string, number>> {
   return counts;
 }
 
-describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
+describe('authentication and authorization (A-1 … A-16, Z-1)', () => {
   /** The issuer most blocks share (blocks that count or break JWKS fetches start their own). */
   let issuer: LocalIssuer;
   /** The app of the block that is running. */
@@ -666,7 +668,7 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
   describe('A-9 time claims (tolerance 30 s)', () => {
     useApp();
 
-    it('uses the catalogue tolerance and lifetime', () => {
+    it('uses a clock tolerance of 30 s and a longest token lifetime of 24 h', () => {
       expect(t.config.auth.clockToleranceS).toBe(30);
       expect(t.config.auth.maxTokenLifetimeS).toBe(86400);
     });
@@ -711,8 +713,8 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
         () => ({ iat: nowS() - maxLifetime, exp: nowS() + 300 }),
         'reject',
       ],
-      // iat is optional here (RELIABILITY.md §5.2 would require it); without one, the lifetime
-      // is bounded from now.
+      // iat is optional (a stricter profile would require it); without one, the lifetime is
+      // bounded from now.
       ['iat missing, short exp', () => ({ iat: undefined, exp: nowS() + 300 }), 'accept'],
       [
         'iat missing, exp beyond the lifetime from now',
@@ -764,8 +766,8 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
     });
 
     it('does not check typ (no setting for it): typ JWT and no typ are accepted', async () => {
-      // RELIABILITY.md A-10 refuses a wrong typ where the IdP sets at+jwt. There is no typ check
-      // or setting yet: this records today's behaviour, and fails once one is added.
+      // A wrong typ could be refused where the IdP sets at+jwt. There is no typ check or
+      // setting: this records today's behaviour, and fails once one is added.
       expectAccepted(await read(t, forgeWithIssuerKey(issuer, { typ: 'JWT' })));
       expectAccepted(await read(t, forgeWithIssuerKey(issuer, { typ: undefined })));
     });
@@ -1233,9 +1235,11 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
       await users;
       expect(limited?.json()).toMatchObject({ code: 'RATE_LIMITED' });
       expect(Number(limited?.headers['retry-after'])).toBeGreaterThanOrEqual(1);
-      // 60 in the first minute, one more a second after; only those were verified.
+      // 60 at once, then one more a second while the flood lasted (10 s, longer on a busy
+      // machine); only those were verified.
+      const floodS = (performance.now() - started) / 1000;
       expect(statuses.get(401)).toBeGreaterThanOrEqual(60);
-      expect(statuses.get(401)).toBeLessThanOrEqual(60 + 12);
+      expect(statuses.get(401)).toBeLessThanOrEqual(60 + Math.ceil(floodS) + 2);
       expect(statuses.get(429)).toBe(10000 - (statuses.get(401) ?? 0));
       expect((await failures()) - before).toBe(statuses.get(401));
       // A token not seen before, from another address, is verified as ever.
@@ -1243,11 +1247,9 @@ describe('authentication and authorization (RELIABILITY.md §5, Z-1)', () => {
       expect((await read(t, fresh, { 'x-forwarded-for': '10.3.3.3' })).statusCode).toBe(200);
       const p99 = percentile(latencies, 0.99);
       const quietP99 = percentile(quiet, 0.99);
-      if (process.env.FAILURES_REPORT) {
-        process.stdout.write(
-          `A-16: ${statuses.get(401)} x 401, ${statuses.get(429)} x 429 in ${Math.round(performance.now() - started)} ms; valid users p99 ${p99.toFixed(1)} ms over ${latencies.length} (${quietP99.toFixed(1)} ms without the flood)\n`,
-        );
-      }
+      report(
+        `A-16: ${statuses.get(401)} x 401, ${statuses.get(429)} x 429 in ${Math.round(performance.now() - started)} ms; valid users p99 ${p99.toFixed(1)} ms over ${latencies.length} (${quietP99.toFixed(1)} ms without the flood)`,
+      );
       // 50 ms on a quiet machine; on a busy one, no worse than a few times the quiet figure.
       expect(p99).toBeLessThanOrEqual(Math.max(50, 4 * quietP99 + 20));
     }, 30000);

@@ -1,16 +1,20 @@
 /**
- * RELIABILITY.md §1.3, R-1 … R-17, scaled to run in about a minute on 2 cores. Every case owns
- * its redis-server (never the suite's shared one) and stops it in a finally block. Status codes
- * and error codes are API.md's: 503 REDIS_UNAVAILABLE / REDIS_READONLY with Retry-After, 504
- * REDIS_TIMEOUT for reads and OUTCOME_UNKNOWN for writes, 507 REDIS_OOM.
+ * Redis failing under the gateway: R-1 … R-5, R-7, R-13, R-14 and R-17 (docs/testing.md says
+ * where the other R cases are), scaled to run in about a minute on 2 cores. Every case owns its
+ * redis-server (never the suite's shared one) and stops it in a finally block. Status codes and
+ * error codes are those of README.md (Errors, Failure behaviour): 503 REDIS_UNAVAILABLE /
+ * REDIS_READONLY with Retry-After, 504 REDIS_TIMEOUT for reads and OUTCOME_UNKNOWN for writes,
+ * 507 REDIS_OOM. Figures print with FAILURES_REPORT=1.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { TestApp } from '../support/app';
+import { TestApp, withApp, type TestAppOptions } from '../support/app';
 import { FaultProxy } from '../support/fault-proxy';
 import { eventually, freePort, sleep } from '../support/ports';
 import { RedisServer, withRedisServer } from '../support/redis';
+import { percentile, report } from '../support/figures';
+import { watchEventLoop } from '../support/probe';
 
 /** redis.commandTimeoutMs of config/default.yaml, which these tests keep. */
 const COMMAND_TIMEOUT_MS = 1000;
@@ -43,7 +47,7 @@ interface Outcome {
 
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 
-/** The KV operations of API.md in rotation: reads and writes, single and multi-key. */
+/** The KV operations in rotation: reads and writes, single and multi-key. */
 function mixedOp(seq: number, keys = 8): Op {
   const key = `m:${seq % keys}`;
   const value = `v${seq}`;
@@ -153,9 +157,9 @@ const describeOutcome = (o: Outcome) =>
   `${o.op.name} ${o.op.url} -> ${o.status} ${o.code ?? ''} in ${Math.round(o.ms)} ms`;
 
 /**
- * The durability checker of RELIABILITY.md §7.3 for one key written with unique values: the
- * final value comes from a write that may have applied (2xx, or 504 OUTCOME_UNKNOWN), and each
- * acknowledged write is the final value or may have been overwritten by the write that is.
+ * The durability checker for one key written with unique values: the final value comes from a
+ * write that may have applied (2xx, or 504 OUTCOME_UNKNOWN), and each acknowledged write is the
+ * final value or may have been overwritten by the write that is.
  */
 function durabilityViolations(
   key: string,
@@ -210,24 +214,12 @@ function retryAfterInRange(o: Outcome): boolean {
   return Number.isInteger(seconds) && seconds >= 1 && seconds <= 5;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
-}
-
 const countBy = (outcomes: Outcome[]) =>
   outcomes.reduce<Record<string, number>>((counts, o) => {
     const label = `${o.status}${o.code ? ` ${o.code}` : ''}`;
     counts[label] = (counts[label] ?? 0) + 1;
     return counts;
   }, {});
-
-/** Figures for the report, printed when FAILURES_REPORT is set. */
-function report(id: string, figures: Record<string, unknown>): void {
-  if (process.env.FAILURES_REPORT) {
-    process.stderr.write(`${id} ${JSON.stringify(figures)}\n`);
-  }
-}
 
 /** The service's connections as Redis sees them in CLIENT LIST (named redis-gateway:*). */
 async function gatewayConnections(direct: Redis): Promise<{ id: string; age: number }[]> {
@@ -241,7 +233,7 @@ async function gatewayConnections(direct: Redis): Promise<{ id: string; age: num
     }));
 }
 
-describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
+describe('Redis failure behaviour (R-1 … R-5, R-7, R-13, R-14, R-17)', () => {
   let issuer: LocalIssuer;
   const unhandled: unknown[] = [];
   const onUnhandled = (reason: unknown) => unhandled.push(reason);
@@ -261,19 +253,16 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     expect(unhandled.splice(0)).toEqual([]);
   });
 
-  /** The real app against that Redis (directly or through a FaultProxy), closed however it ends. */
-  async function withApp(
-    redisUrl: string,
-    run: (t: TestApp) => Promise<void>,
-    options: { listen?: boolean } = {},
-  ): Promise<void> {
-    const t = await TestApp.create({ redisUrl, issuer, listen: options.listen, ready: false });
-    try {
-      await run(t);
-    } finally {
-      await t.close();
-    }
-  }
+  /**
+   * The real app against that Redis (directly or through a FaultProxy), for withApp. It is not
+   * waited for: each case checks readiness itself (untilReady), or starts with Redis down.
+   */
+  const appOn = (redisUrl: string, listen = false): TestAppOptions => ({
+    redisUrl,
+    issuer,
+    listen,
+    ready: false,
+  });
 
   /** A private redis-server behind a FaultProxy, and the app connected through it, ready. */
   async function withProxiedApp(
@@ -282,7 +271,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     await withRedisServer(async (server) => {
       const proxy = await FaultProxy.start({ targetPort: server.port });
       try {
-        await withApp(proxy.url, async (t) => {
+        await withApp(appOn(proxy.url), async (t) => {
           await untilReady(t);
           await run(t, proxy, server);
         });
@@ -298,7 +287,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-1 fails fast with 503 REDIS_UNAVAILABLE and Retry-After while Redis is stopped', async () => {
     await withRedisServer(async (server) => {
-      await withApp(server.url, async (t) => {
+      await withApp(appOn(server.url), async (t) => {
         await untilReady(t);
         await server
           .client()
@@ -306,10 +295,13 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
           .catch(() => undefined);
         await eventually(async () => expect(await readyz(t)).toBe(503), 3000, 20);
 
+        const loop = watchEventLoop();
         const outcomes = await load(100, 1500, (seq) => inject(t, mixedOp(seq)));
         const readyStarted = performance.now();
         const ready = await readyz(t);
         const readyMs = performance.now() - readyStarted;
+        // This process runs the app and the load: a busy machine delays both by its stalls.
+        const stall = loop.stop();
         const live = (await t.call('GET', '/healthz')).statusCode;
 
         const wrong = outcomes
@@ -325,13 +317,14 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
           p99: percentile(latencies, 99),
           max: Math.max(...latencies),
           readyMs,
+          stall,
         });
         expect(outcomes.length).toBeGreaterThanOrEqual(140);
         expect(wrong).toEqual([]);
-        expect(percentile(latencies, 99)).toBeLessThanOrEqual(100);
-        expect(Math.max(...latencies)).toBeLessThanOrEqual(200);
+        expect(percentile(latencies, 99)).toBeLessThanOrEqual(100 + stall);
+        expect(Math.max(...latencies)).toBeLessThanOrEqual(200 + stall);
         expect(ready).toBe(503);
-        expect(readyMs).toBeLessThanOrEqual(200);
+        expect(readyMs).toBeLessThanOrEqual(200 + stall);
         expect(live).toBe(200);
         // The process keeps serving: the outage did not take anything down with it.
         expect((await t.call('GET', '/healthz')).statusCode).toBe(200);
@@ -342,140 +335,137 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   it('R-2 loses no acknowledged write and never doubles an INCR when Redis is killed under load', async () => {
     await withRedisServer(
       async (server) => {
-        await withApp(
-          server.url,
-          async (t) => {
-            await untilReady(t);
-            const direct = server.client();
-            const setKeys = Array.from({ length: 40 }, (_, i) => `d:${i}`);
-            const counters = ['c:0', 'c:1'];
-            for (const key of setKeys) {
-              await direct.set(t.prefix + key, 'init');
+        await withApp(appOn(server.url, true), async (t) => {
+          await untilReady(t);
+          const direct = server.client();
+          const setKeys = Array.from({ length: 40 }, (_, i) => `d:${i}`);
+          const counters = ['c:0', 'c:1'];
+          for (const key of setKeys) {
+            await direct.set(t.prefix + key, 'init');
+          }
+          const op = (seq: number): Op => {
+            const roll = seq % 10;
+            if (roll < 6) {
+              return { name: 'get', kind: 'read', method: 'GET', url: at(setKeys[seq % 40]) };
             }
-            const op = (seq: number): Op => {
-              const roll = seq % 10;
-              if (roll < 6) {
-                return { name: 'get', kind: 'read', method: 'GET', url: at(setKeys[seq % 40]) };
-              }
-              if (roll < 8) {
-                const key = setKeys[(seq * 7) % 40];
-                const value = `v${seq}`;
-                return {
-                  name: 'set',
-                  kind: 'write',
-                  method: 'PUT',
-                  url: at(key),
-                  body: { value },
-                  key,
-                  value,
-                };
-              }
-              const key = counters[seq % 2];
+            if (roll < 8) {
+              const key = setKeys[(seq * 7) % 40];
+              const value = `v${seq}`;
               return {
-                name: 'incr',
+                name: 'set',
                 kind: 'write',
-                method: 'POST',
-                url: `${at(key)}/incr`,
-                body: {},
+                method: 'PUT',
+                url: at(key),
+                body: { value },
                 key,
+                value,
               };
+            }
+            const key = counters[seq % 2];
+            return {
+              name: 'incr',
+              kind: 'write',
+              method: 'POST',
+              url: `${at(key)}/incr`,
+              body: {},
+              key,
             };
+          };
 
-            // Warm the path with reads (JWKS key cache, HTTP connections, JIT; writes would upset the
-            // checkers below): the deadlines are about Redis failing, not about a cold process.
-            for (const seq of [0, 1, 2, 3]) {
-              expect((await overHttp(t, op(seq), 5000)).status).toBe(200);
+          // Warm the path with reads (JWKS key cache, HTTP connections, JIT; writes would upset the
+          // checkers below): the deadlines are about Redis failing, not about a cold process.
+          for (const seq of [0, 1, 2, 3]) {
+            expect((await overHttp(t, op(seq), 5000)).status).toBe(200);
+          }
+          // The client-side deadline catches a hang (ioredis's own defaults take 74 s), never a
+          // slow answer: those are judged below, against the budget.
+          const clientDeadlineMs = 10 * COMMAND_TIMEOUT_MS;
+          // A stall of this whole process (the load generator lives in it too) delays every
+          // answer by as much; the bounds below allow for it.
+          const loop = watchEventLoop();
+          const started = performance.now();
+          let killedAt = 0;
+          let backAt = 0;
+          const faults = (async () => {
+            await sleep(2000);
+            killedAt = performance.now();
+            await server.kill();
+            await sleep(2000);
+            await server.launch();
+            backAt = performance.now();
+          })();
+          const outcomes = await load(150, 8000, (seq) => overHttp(t, op(seq), clientDeadlineMs));
+          await faults;
+          const stall = loop.stop();
+          await untilReady(t);
+
+          // No hang: every request answered within the command timeout and a small margin.
+          const sentAt = (o: Outcome) =>
+            `${describeOutcome(o)}, sent at ${Math.round(o.tInvoke - started)} ms`;
+          const slow = outcomes.filter((o) => o.ms > COMMAND_TIMEOUT_MS + 300 + stall).map(sentAt);
+          // Every non-2xx is one of the API's answers for a Redis failure.
+          const wrong = wrongFailures(outcomes);
+
+          // Durability: every acknowledged SET is visible unless a later write may have replaced it.
+          const lost: string[] = [];
+          for (const key of setKeys) {
+            const writes = outcomes.filter((o) => o.op.name === 'set' && o.op.key === key);
+            lost.push(
+              ...durabilityViolations(key, 'init', await direct.get(t.prefix + key), writes),
+            );
+          }
+
+          // Counters: final == ok + δ, 0 ≤ δ ≤ #OUTCOME_UNKNOWN.
+          const counterReport: Record<string, unknown> = {};
+          const counterErrors: string[] = [];
+          for (const key of counters) {
+            const incrs = outcomes.filter((o) => o.op.name === 'incr' && o.op.key === key);
+            const ok = incrs.filter(is2xx).length;
+            const unknown = incrs.filter((o) => o.code === 'OUTCOME_UNKNOWN').length;
+            const final = Number((await direct.get(t.prefix + key)) ?? 0);
+            counterReport[key] = { final, ok, unknown };
+            if (final < ok || final > ok + unknown) {
+              counterErrors.push(`${key}: final ${final}, ok ${ok}, unknown ${unknown}`);
             }
-            // The catalogue's client-side deadline: twice the budget, never to be reached.
-            const clientDeadlineMs = 2 * COMMAND_TIMEOUT_MS;
-            // A stall of this whole process (the load generator lives in it too) would show here.
-            const loopDelay = monitorEventLoopDelay({ resolution: 10 });
-            loopDelay.enable();
-            const started = performance.now();
-            let killedAt = 0;
-            let backAt = 0;
-            const faults = (async () => {
-              await sleep(2000);
-              killedAt = performance.now();
-              await server.kill();
-              await sleep(2000);
-              await server.launch();
-              backAt = performance.now();
-            })();
-            const outcomes = await load(150, 8000, (seq) => overHttp(t, op(seq), clientDeadlineMs));
-            await faults;
-            loopDelay.disable();
-            await untilReady(t);
+          }
 
-            // No hang: every request answered within the command timeout and a small margin.
-            const sentAt = (o: Outcome) =>
-              `${describeOutcome(o)}, sent at ${Math.round(o.tInvoke - started)} ms`;
-            const slow = outcomes.filter((o) => o.ms > COMMAND_TIMEOUT_MS + 300).map(sentAt);
-            // Every non-2xx is one of the API's answers for a Redis failure.
-            const wrong = wrongFailures(outcomes);
-
-            // Durability: every acknowledged SET is visible unless a later write may have replaced it.
-            const lost: string[] = [];
-            for (const key of setKeys) {
-              const writes = outcomes.filter((o) => o.op.name === 'set' && o.op.key === key);
-              lost.push(
-                ...durabilityViolations(key, 'init', await direct.get(t.prefix + key), writes),
-              );
-            }
-
-            // Counters: final == ok + δ, 0 ≤ δ ≤ #OUTCOME_UNKNOWN.
-            const counterReport: Record<string, unknown> = {};
-            const counterErrors: string[] = [];
-            for (const key of counters) {
-              const incrs = outcomes.filter((o) => o.op.name === 'incr' && o.op.key === key);
-              const ok = incrs.filter(is2xx).length;
-              const unknown = incrs.filter((o) => o.code === 'OUTCOME_UNKNOWN').length;
-              const final = Number((await direct.get(t.prefix + key)) ?? 0);
-              counterReport[key] = { final, ok, unknown };
-              if (final < ok || final > ok + unknown) {
-                counterErrors.push(`${key}: final ${final}, ok ${ok}, unknown ${unknown}`);
-              }
-            }
-
-            const afterBack = outcomes.filter((o) => o.tInvoke >= backAt + 2000);
-            const okAfterBack = afterBack.filter(is2xx).length / afterBack.length;
-            const firstOkAfterBack = outcomes.find((o) => o.tInvoke >= backAt && is2xx(o));
-            const latencies = outcomes.map((o) => o.ms);
-            report('R-2', {
-              requests: outcomes.length,
-              outcomes: countBy(outcomes),
-              killedAtMs: Math.round(killedAt - started),
-              backAtMs: Math.round(backAt - started),
-              firstOkAfterBackMs: firstOkAfterBack
-                ? Math.round(firstOkAfterBack.tComplete - backAt)
-                : null,
-              okRatioFrom2sAfterBack: okAfterBack,
-              p99: percentile(latencies, 99),
-              max: Math.max(...latencies),
-              counters: counterReport,
-              eventLoopMaxDelayMs: Math.round(loopDelay.max / 1e6),
-              acknowledgedSets: outcomes.filter((o) => o.op.name === 'set' && is2xx(o)).length,
-            });
-            expect(backAt).toBeGreaterThan(0);
-            const stalled = `event loop max delay ${Math.round(loopDelay.max / 1e6)} ms`;
-            expect([stalled, ...outcomes.filter((o) => o.status === 0).map(sentAt)]).toEqual([
-              stalled,
-            ]);
-            // Every GET reads a seeded key that nothing deletes: a 404 would be a lost key.
-            expect(outcomes.filter((o) => o.status === 404).map(describeOutcome)).toEqual([]);
-            expect([stalled, ...slow]).toEqual([stalled]);
-            expect(wrong).toEqual([]);
-            expect(lost).toEqual([]);
-            expect(counterErrors).toEqual([]);
-            // The fault really happened, and the service really came back.
-            expect(outcomes.filter((o) => !is2xx(o)).length).toBeGreaterThan(0);
-            // (How many requests fall after the restart depends on how fast Redis restarts under
-            // load; 100 is plenty to measure the 99%.)
-            expect(afterBack.length).toBeGreaterThan(100);
-            expect(okAfterBack).toBeGreaterThanOrEqual(0.99);
-          },
-          { listen: true },
-        );
+          const afterBack = outcomes.filter((o) => o.tInvoke >= backAt + 2000);
+          const okAfterBack = afterBack.filter(is2xx).length / afterBack.length;
+          const firstOkAfterBack = outcomes.find((o) => o.tInvoke >= backAt && is2xx(o));
+          const latencies = outcomes.map((o) => o.ms);
+          report('R-2', {
+            requests: outcomes.length,
+            outcomes: countBy(outcomes),
+            killedAtMs: Math.round(killedAt - started),
+            backAtMs: Math.round(backAt - started),
+            firstOkAfterBackMs: firstOkAfterBack
+              ? Math.round(firstOkAfterBack.tComplete - backAt)
+              : null,
+            okRatioFrom2sAfterBack: okAfterBack,
+            p99: percentile(latencies, 99),
+            max: Math.max(...latencies),
+            counters: counterReport,
+            eventLoopMaxDelayMs: Math.round(stall),
+            acknowledgedSets: outcomes.filter((o) => o.op.name === 'set' && is2xx(o)).length,
+          });
+          expect(backAt).toBeGreaterThan(0);
+          const stalled = `event loop max delay ${Math.round(stall)} ms`;
+          expect([stalled, ...outcomes.filter((o) => o.status === 0).map(sentAt)]).toEqual([
+            stalled,
+          ]);
+          // Every GET reads a seeded key that nothing deletes: a 404 would be a lost key.
+          expect(outcomes.filter((o) => o.status === 404).map(describeOutcome)).toEqual([]);
+          expect([stalled, ...slow]).toEqual([stalled]);
+          expect(wrong).toEqual([]);
+          expect(lost).toEqual([]);
+          expect(counterErrors).toEqual([]);
+          // The fault really happened, and the service really came back.
+          expect(outcomes.filter((o) => !is2xx(o)).length).toBeGreaterThan(0);
+          // (How many requests fall after the restart depends on how fast Redis restarts under
+          // load; 100 is plenty to measure the 99%.)
+          expect(afterBack.length).toBeGreaterThan(100);
+          expect(okAfterBack).toBeGreaterThanOrEqual(0.99);
+        });
       },
       { args: DURABLE },
     );
@@ -544,9 +534,9 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 30000);
 
   it('R-4 a half-open (frozen) connection fails requests within the timeout and heals', async () => {
-    // The catalogue black-holes the reply path with `unshare -n` + iptables; the FaultProxy's
-    // freeze gives the same half-open connection (sockets open, nothing delivered) without
-    // privileges or a network namespace.
+    // A network namespace with iptables dropping the replies would black-hole the path; the
+    // FaultProxy's freeze gives the same half-open connection (sockets open, nothing delivered)
+    // without privileges or a network namespace.
     await withProxiedApp(async (t, proxy) => {
       const started = performance.now();
       let frozenAt = 0;
@@ -559,8 +549,10 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
         proxy.pass();
         thawedAt = performance.now();
       })();
+      const loop = watchEventLoop();
       const outcomes = await load(50, 8500, (seq) => inject(t, mixedOp(seq)));
       await faults;
+      const stall = loop.stop();
 
       const during = outcomes.filter((o) => o.tInvoke >= frozenAt && o.tInvoke < thawedAt);
       // Nothing crosses a frozen connection: every request ends within the budget, and one
@@ -568,7 +560,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
       const duringWrong = during
         .filter(
           (o) =>
-            o.ms > COMMAND_TIMEOUT_MS + 200 ||
+            o.ms > COMMAND_TIMEOUT_MS + 200 + stall ||
             (served(o) && o.tInvoke < thawedAt - COMMAND_TIMEOUT_MS),
         )
         .map(describeOutcome);
@@ -593,7 +585,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   }, 30000);
 
   it('FaultProxy delay, reset and refuse: in-budget latency is served, the rest fails fast and heals', async () => {
-    // Not a catalogue case of its own: the proxy's remaining modes against the service
+    // No case of docs/testing.md of its own: the proxy's remaining modes against the service
     // (latency below and above redis.commandTimeoutMs; RST of every connection while
     // reconnects are refused, which R-6 does with CLIENT KILL).
     await withProxiedApp(async (t, proxy) => {
@@ -657,7 +649,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-5 a stalled Redis (DEBUG SLEEP, CLIENT PAUSE) gives 504s within the timeout, no reconnect storm', async () => {
     await withRedisServer(async (server) => {
-      await withApp(server.url, async (t) => {
+      await withApp(appOn(server.url), async (t) => {
         await untilReady(t);
         const admin = server.client();
         await t.call('PUT', at('m:0'), { token: t.tokens.write, body: { value: 'x' } });
@@ -770,7 +762,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-7 after an outage Redis executes no command of a request already answered 503', async () => {
     await withRedisServer(async (server) => {
-      await withApp(server.url, async (t) => {
+      await withApp(appOn(server.url), async (t) => {
         await untilReady(t);
         await server.kill();
         await eventually(async () => expect(await readyz(t)).toBe(503), 3000, 20);
@@ -860,7 +852,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-13 answers writes with 507 REDIS_OOM while reads and deletes still work', async () => {
     await withRedisServer(async (server) => {
-      await withApp(server.url, async (t) => {
+      await withApp(appOn(server.url), async (t) => {
         await untilReady(t);
         const admin = server.client();
         const write = (name: string, value: string) =>
@@ -910,7 +902,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
   it('R-14 answers writes with 503 REDIS_READONLY on a replica, reads still work, and recovers', async () => {
     await withRedisServer(async (spare) => {
       await withRedisServer(async (server) => {
-        await withApp(server.url, async (t) => {
+        await withApp(appOn(server.url), async (t) => {
           await untilReady(t);
           const primary = spare.client();
           await primary.set(`${t.prefix}ro`, 'from-spare');
@@ -986,7 +978,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
     // does reconnect there, but a replica that stays a replica must not cause a reconnect storm.
     await withRedisServer(async (spare) => {
       await withRedisServer(async (server) => {
-        await withApp(`redis://localhost:${server.port}`, async (t) => {
+        await withApp(appOn(`redis://localhost:${server.port}`), async (t) => {
           await untilReady(t);
           await spare.client().config('SET', 'repl-diskless-sync-delay', '0');
           const admin = server.client();
@@ -1049,7 +1041,7 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-17 starts without Redis, answers 503, and becomes ready when Redis appears', async () => {
     const port = await freePort();
-    await withApp(`redis://127.0.0.1:${port}`, async (t) => {
+    await withApp(appOn(`redis://127.0.0.1:${port}`), async (t) => {
       expect((await t.call('GET', '/healthz')).statusCode).toBe(200);
       expect(await readyz(t)).toBe(503);
       const outcomes = await load(50, 500, (seq) => inject(t, mixedOp(seq)));
@@ -1082,13 +1074,13 @@ describe('Redis failure behaviour (RELIABILITY.md R-1 … R-17)', () => {
 
   it('R-17 LOADING: not ready while Redis loads its dataset, ready soon after', async () => {
     await withRedisServer(async (server) => {
-      // A dataset that takes most of a second to load (catalogue: 3M keys; 1M is enough here).
+      // A dataset that takes most of a second to load: a million keys.
       const seeding = server.client();
       await seeding.call('DEBUG', 'POPULATE', '1000000', 'key', '100');
       await seeding.call('SAVE');
       await server.kill();
 
-      await withApp(server.url, async (t) => {
+      await withApp(appOn(server.url), async (t) => {
         // No ready check: ioredis would hold INFO back until the loading is over.
         const probe = server.client({ retryStrategy: () => 20, enableReadyCheck: false });
         const launching = server.launch();

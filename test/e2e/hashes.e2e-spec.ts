@@ -1,15 +1,10 @@
 import { SCOPES } from '../../src/auth/scopes';
-import { TestApp, type Response } from '../support/app';
+import { TestApp } from '../support/app';
+import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 /** Percent-encodes names for path segments. */
 const at = (key: string) => `/redis/hashes/${encodeURIComponent(key)}`;
 const fieldAt = (key: string, field: string) => `${at(key)}/fields/${encodeURIComponent(field)}`;
-
-function expectProblem(response: Response, status: number, code: string): void {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(response.json()).toMatchObject({ status, code, type: 'about:blank' });
-}
 
 describe('hashes API', () => {
   let t: TestApp;
@@ -535,17 +530,7 @@ describe('hashes API', () => {
       ['DELETE', '/redis/hashes/k/fields/f', 'write'],
       ['POST', '/redis/hashes/k/fields/f/incr', 'write'],
     ] as const)('%s %s needs redis:%s and a token', async (method, url, scope) => {
-      const other = scope === 'read' ? t.tokens.write : t.tokens.read;
-      const noToken = await t.call(method, url, { body: {} });
-      expectProblem(noToken, 401, 'INVALID_TOKEN');
-      expect(noToken.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
-      for (const token of [t.tokens.none, other]) {
-        const response = await t.call(method, url, { token, body: {} });
-        expectProblem(response, 403, 'INSUFFICIENT_SCOPE');
-        expect(response.headers['www-authenticate']).toBe(
-          `Bearer error="insufficient_scope", scope="redis:${scope}"`,
-        );
-      }
+      await expectScopeGuarded(t, method, url, scope, {});
       const allowed = await t.call(method, url, { token: t.tokens.both, body: {} });
       expect([200, 204, 400, 404]).toContain(allowed.statusCode);
     });

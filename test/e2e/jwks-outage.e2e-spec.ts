@@ -1,8 +1,8 @@
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { TestApp } from '../support/app';
+import { withApp } from '../support/app';
 import { sleep } from '../support/ports';
 
-/** An issuer whose JWKS endpoint fails after the keys were cached (RELIABILITY.md A-7). */
+/** An issuer whose JWKS endpoint fails after the keys were cached. */
 describe('JWKS endpoint outage', () => {
   let issuer: LocalIssuer;
 
@@ -15,30 +15,30 @@ describe('JWKS endpoint outage', () => {
   });
 
   async function readAfterOutage(staleFallbackMs: number): Promise<number> {
-    const t = await TestApp.create({
-      issuer,
-      config: {
-        auth: {
-          jwksCacheMaxAgeMs: 1000,
-          jwksStaleFallbackMs: staleFallbackMs,
-          // The verified-token cache trusts a token this long without its key: keep it short.
-          tokenCacheTtlMs: 1000,
+    return withApp(
+      {
+        issuer,
+        config: {
+          auth: {
+            jwksCacheMaxAgeMs: 1000,
+            jwksStaleFallbackMs: staleFallbackMs,
+            // The verified-token cache trusts a token this long without its key: keep it short.
+            tokenCacheTtlMs: 1000,
+          },
         },
       },
-    });
-    try {
-      const token = await issuer.token({});
-      expect((await t.call('GET', '/redis/kv/k', { token })).statusCode).toBe(404);
-      issuer.jwksBehaviour = { status: 500 };
-      await sleep(1300);
-      const fetchesBefore = issuer.jwksFetches;
-      const status = (await t.call('GET', '/redis/kv/k', { token })).statusCode;
-      // The cached key had expired: the gateway did try the endpoint again.
-      expect(issuer.jwksFetches).toBeGreaterThan(fetchesBefore);
-      return status;
-    } finally {
-      await t.close();
-    }
+      async (t) => {
+        const token = await issuer.token({});
+        expect((await t.call('GET', '/redis/kv/k', { token })).statusCode).toBe(404);
+        issuer.jwksBehaviour = { status: 500 };
+        await sleep(1300);
+        const fetchesBefore = issuer.jwksFetches;
+        const status = (await t.call('GET', '/redis/kv/k', { token })).statusCode;
+        // The cached key had expired: the gateway did try the endpoint again.
+        expect(issuer.jwksFetches).toBeGreaterThan(fetchesBefore);
+        return status;
+      },
+    );
   }
 
   it('keeps accepting tokens of known keys past their cache age while the endpoint fails', async () => {

@@ -1,13 +1,8 @@
-import { TestApp, type Response } from '../support/app';
+import { TestApp } from '../support/app';
+import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 /** Percent-encodes a name for a path segment. */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
-
-function expectProblem(response: Response, status: number, code: string): void {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(response.json()).toMatchObject({ status, code, type: 'about:blank' });
-}
 
 describe('key-value API', () => {
   let t: TestApp;
@@ -152,7 +147,7 @@ describe('key-value API', () => {
     });
   });
 
-  describe('GET /redis/kv?key= and POST /redis/kv (the original design)', () => {
+  describe('GET /redis/kv?key= and POST /redis/kv (the query and body forms)', () => {
     it('POST creates with 201 and accepts expire as ttl', async () => {
       const response = await t.call('POST', '/redis/kv', {
         token: t.tokens.write,
@@ -504,18 +499,7 @@ describe('key-value API', () => {
       ['DELETE', '/redis/kv/k/ttl', 'write'],
       ['POST', '/redis/kv/k/incr', 'write'],
     ] as const)('%s %s needs redis:%s and a token', async (method, url, scope) => {
-      const other = scope === 'read' ? t.tokens.write : t.tokens.read;
-      expectProblem(await t.call(method, url, { body: {} }), 401, 'INVALID_TOKEN');
-      expectProblem(
-        await t.call(method, url, { token: t.tokens.none, body: {} }),
-        403,
-        'INSUFFICIENT_SCOPE',
-      );
-      expectProblem(
-        await t.call(method, url, { token: other, body: {} }),
-        403,
-        'INSUFFICIENT_SCOPE',
-      );
+      await expectScopeGuarded(t, method, url, scope, {});
       const allowed = await t.call(method, url, { token: t.tokens.both, body: {} });
       expect([200, 201, 204, 400, 404]).toContain(allowed.statusCode);
     });

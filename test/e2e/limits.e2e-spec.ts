@@ -1,12 +1,13 @@
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { TestApp } from '../support/app';
-import { SseClient } from '../support/sse';
+import { TestApp, withApp } from '../support/app';
+import { SseClient, bearer, patternEvents } from '../support/sse';
 import { expectProblem } from '../support/problems';
 import { metricValue } from '../support/metrics';
 import { eventually, sleep } from '../support/ports';
 import { whileProbing } from '../support/probe';
+import { report } from '../support/figures';
 
 /**
  * The bounds that keep one caller from taking what the others need (docs/testing.md, the
@@ -35,13 +36,12 @@ describe('limits: one caller cannot starve the others', () => {
     await issuer.close();
   });
 
-  const report = (label: string, figures: Record<string, number>) => {
-    if (process.env.LIMITS_REPORT) {
-      const text = Object.entries(figures)
-        .map(([name, value]) => `${name} ${Math.round(value * 10) / 10}`)
-        .join(', ');
-      process.stdout.write(`${label}: ${text}\n`);
-    }
+  /** Figures with LIMITS_REPORT=1, as `label: name value, ...` rounded to a tenth. */
+  const reportFigures = (label: string, figures: Record<string, number>) => {
+    const text = Object.entries(figures)
+      .map(([name, value]) => `${name} ${Math.round(value * 10) / 10}`)
+      .join(', ');
+    report(`${label}: ${text}`, undefined, 'LIMITS_REPORT');
   };
 
   describe('validation is linear and bounded', () => {
@@ -60,10 +60,10 @@ describe('limits: one caller cannot starve the others', () => {
         'write',
       ],
     ] as const)(
-      '%s %s with 49,000 unknown fields: 400 at once with at most 20 errors, others served',
+      '%s %s with 19,000 unknown fields: 400 at once with at most 20 errors, others served',
       async (method, url, body, scope) => {
-        const payload = body(members(49000));
-        expect(payload.length).toBeGreaterThan(400000);
+        const payload = body(members(19000));
+        expect(payload.length).toBeGreaterThan(150000);
         const { result, workMs, probeMaxMs, loopMaxMs, probeFailures } = await whileProbing(t, () =>
           t.call(method, url, {
             token: scope === 'read' ? t.tokens.read : t.tokens.both,
@@ -79,7 +79,7 @@ describe('limits: one caller cannot starve the others', () => {
         expect(probeFailures).toBe(0);
         // 100 ms is the bar on a quiet machine; the bound has headroom for a busy one.
         expect(workMs).toBeLessThan(1000);
-        report(`unknown fields ${url}`, { workMs, probeMaxMs, loopMaxMs });
+        reportFigures(`unknown fields ${url}`, { workMs, probeMaxMs, loopMaxMs });
         expect(await t.storedKeys()).toEqual([]);
       },
     );
@@ -95,7 +95,7 @@ describe('limits: one caller cannot starve the others', () => {
         headers: { 'content-type': 'application/json' },
       });
       expectProblem(accepted, 400, 'VALIDATION_FAILED');
-      expect(accepted.json().errors[0].message).toMatch(/fields must hold 1 to 1000 fields/);
+      expect(accepted.json().errors[0].message).toMatch(/fields must hold 1 to 1000 items/);
 
       const over = `{"fields":{${members(maxJsonValues, '"v"')}}}`;
       const { result, workMs, probeFailures } = await whileProbing(t, () =>
@@ -107,7 +107,7 @@ describe('limits: one caller cannot starve the others', () => {
       );
       expectProblem(result, 400, 'VALIDATION_FAILED');
       expect(result.json().errors).toEqual([
-        { field: 'body', message: expect.stringMatching(/at most 50000 values/) },
+        { field: 'body', message: expect.stringMatching(/at most 20000 values/) },
       ]);
       expect(probeFailures).toBe(0);
       expect(workMs).toBeLessThan(1000);
@@ -158,7 +158,7 @@ describe('limits: one caller cannot starve the others', () => {
         expect(result.statusCode).toBeLessThan(500);
         expect(probeFailures).toBe(0);
         expect(workMs).toBeLessThan(1000);
-        report(`body of ${label}`, { bytes: payload.length, workMs, probeMaxMs, loopMaxMs });
+        reportFigures(`body of ${label}`, { bytes: payload.length, workMs, probeMaxMs, loopMaxMs });
       }
     });
 
@@ -369,12 +369,8 @@ describe('limits: one caller cannot starve the others', () => {
   });
 
   describe('patterns are bounded (limits.maxPatternBytes, classes of 32 members)', () => {
-    const events = (pattern: string) =>
-      `/redis/pubsub/patterns/${encodeURIComponent(pattern)}/events`;
     const open = (pattern: string) =>
-      SseClient.open(`${t.baseUrl}${events(pattern)}`, {
-        headers: { authorization: `Bearer ${t.tokens.read}` },
-      });
+      SseClient.open(`${t.baseUrl}${patternEvents(pattern)}`, { headers: bearer(t.tokens.read) });
 
     it.each([
       ['256 bytes', 'p'.repeat(255) + '*', 200],
@@ -383,7 +379,7 @@ describe('limits: one caller cannot starve the others', () => {
       ['a class of 33 members', `*[${'abcdefghijklmnopqrstuvwxyz0123456'}]x`, 400],
       ['a class of 32 ranges', `*[${'a-b'.repeat(32)}]x`, 200],
       ['a negated class of 33 members', `*[^${'b'.repeat(33)}]x`, 400],
-      ['the attack of the report', `*[${'b'.repeat(1000)}]x`, 400],
+      ['a class of 1,000 members', `*[${'b'.repeat(1000)}]x`, 400],
       ['escaped brackets (no class)', `*\\[${'b'.repeat(100)}\\]x`, 200],
     ])('%s: %d', async (_label, pattern, status) => {
       const client = await open(pattern);
@@ -502,7 +498,7 @@ describe('limits: one caller cannot starve the others', () => {
         const slowest = Math.max(...closedAt) - started;
         latencies.sort((a, b) => a - b);
         const p99 = latencies[Math.floor(latencies.length * 0.99)];
-        report('slow headers', {
+        reportFigures('slow headers', {
           sockets: 200,
           firstCloseMs: Math.min(...closedAt) - started,
           slowestCloseMs: slowest,
@@ -529,7 +525,7 @@ describe('limits: one caller cannot starve the others', () => {
       socket.on('data', (chunk: Buffer) => (answer += chunk.toString()));
       const closedAt = await closed;
       const elapsed = closedAt - started;
-      report('short body', { closeMs: elapsed });
+      reportFigures('short body', { closeMs: elapsed });
       expect(elapsed).toBeLessThan(REQUEST_MS + 1000 + 500);
       expect(answer).toMatch(/^HTTP\/1\.1 408/);
       expect(await slow.storedKeys()).toEqual([]);
@@ -669,40 +665,40 @@ describe('limits: one caller cannot starve the others', () => {
 
   describe('rate limits (rateLimits.requestsPerSecond, burst)', () => {
     it('a subject past its burst gets 429 with Retry-After while another subject is served; nothing is written', async () => {
-      const limited = await TestApp.create({
-        issuer: t.issuer,
-        config: { rateLimits: { requestsPerSecond: 5, burst: 10 } },
-      });
-      try {
-        const other = await limited.token({ scopes: ['redis:write'], clientId: 'other-client' });
-        const results = [];
-        for (let i = 0; i < 11; i += 1) {
-          results.push(
-            await limited.call('PUT', `/redis/kv/r${i}`, {
-              token: limited.tokens.write,
-              body: { value: 'v' },
-            }),
-          );
-        }
-        expect(results.slice(0, 10).map((r) => r.statusCode)).toEqual(Array(10).fill(200));
-        expectProblem(results[10], 429, 'RATE_LIMITED');
-        expect(results[10].headers['retry-after']).toBe('1');
-        expect(await limited.redis.exists(`${limited.prefix}r10`)).toBe(0);
-        expect(
-          (await limited.call('PUT', '/redis/kv/theirs', { token: other, body: { value: 'v' } }))
-            .statusCode,
-        ).toBe(200);
-        const metrics = (await limited.call('GET', '/metrics')).body;
-        expect(
-          metricValue(metrics, 'redis_gateway_rate_limited_total', { reason: 'requests' }),
-        ).toBeGreaterThanOrEqual(1);
-        // One request's worth comes back every 200 ms.
-        await sleep(250);
-        const after = await limited.call('GET', '/redis/kv/r0', { token: limited.tokens.both });
-        expect(after.statusCode).toBe(200);
-      } finally {
-        await limited.close();
-      }
+      await withApp(
+        {
+          issuer: t.issuer,
+          config: { rateLimits: { requestsPerSecond: 5, burst: 10 } },
+        },
+        async (limited) => {
+          const other = await limited.token({ scopes: ['redis:write'], clientId: 'other-client' });
+          const results = [];
+          for (let i = 0; i < 11; i += 1) {
+            results.push(
+              await limited.call('PUT', `/redis/kv/r${i}`, {
+                token: limited.tokens.write,
+                body: { value: 'v' },
+              }),
+            );
+          }
+          expect(results.slice(0, 10).map((r) => r.statusCode)).toEqual(Array(10).fill(200));
+          expectProblem(results[10], 429, 'RATE_LIMITED');
+          expect(results[10].headers['retry-after']).toBe('1');
+          expect(await limited.redis.exists(`${limited.prefix}r10`)).toBe(0);
+          expect(
+            (await limited.call('PUT', '/redis/kv/theirs', { token: other, body: { value: 'v' } }))
+              .statusCode,
+          ).toBe(200);
+          const metrics = (await limited.call('GET', '/metrics')).body;
+          expect(
+            metricValue(metrics, 'redis_gateway_rate_limited_total', { reason: 'requests' }),
+          ).toBeGreaterThanOrEqual(1);
+          // One request's worth comes back every 200 ms.
+          await sleep(250);
+          const after = await limited.call('GET', '/redis/kv/r0', { token: limited.tokens.both });
+          expect(after.statusCode).toBe(200);
+        },
+      );
     });
 
     it("with scope global, two instances share each subject's bucket", async () => {
@@ -732,62 +728,66 @@ describe('limits: one caller cannot starve the others', () => {
 
     it('Z-6: one subject flooding publishes and taking 110 locks gets 429s; another is served', async () => {
       // A rate the flood of an in-process client surely passes, however busy the machine.
-      const z = await TestApp.create({
-        issuer: t.issuer,
-        config: {
-          rateLimits: { requestsPerSecond: 100, burst: 200 },
-          locks: { delayedRestartMs: 0 },
+      await withApp(
+        {
+          issuer: t.issuer,
+          config: {
+            rateLimits: { requestsPerSecond: 100, burst: 200 },
+            locks: { delayedRestartMs: 0 },
+          },
         },
-      });
-      try {
-        const other = await z.token({ scopes: ['redis:write'], clientId: 'other-client' });
-        const publisher = await z.token({ scopes: ['redis:write'], clientId: 'publisher' });
-        const statuses = new Map<number, number>();
-        const started = performance.now();
-        for (let tick = 0; tick < 50; tick += 1) {
-          const burst = await Promise.all(
-            Array.from({ length: 100 }, () =>
-              z.call('POST', '/redis/pubsub/channels/z6/messages', {
-                token: publisher,
-                body: { message: 'm' },
-              }),
-            ),
-          );
-          burst.forEach((r) => statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1));
-        }
-        // The burst, and what refilled while the flood lasted.
-        const elapsedS = (performance.now() - started) / 1000;
-        report('Z-6 publish flood', {
-          ok: statuses.get(200) ?? 0,
-          refused: statuses.get(429) ?? 0,
-          ms: elapsedS * 1000,
-        });
-        expect(statuses.get(200)).toBeLessThanOrEqual(200 + 100 * elapsedS + 10);
-        expect(statuses.get(429)).toBe(5000 - (statuses.get(200) ?? 0));
-        const theirs = await z.call('POST', '/redis/pubsub/channels/z6/messages', {
-          token: other,
-          body: { message: 'm' },
-        });
-        expect(theirs.statusCode).toBe(200);
-
-        const locker = await z.token({ scopes: ['redis:write'], clientId: 'locker' });
-        const grants: number[] = [];
-        for (let i = 0; i < 110; i += 1) {
-          const response = await z.call('POST', `/redis/locks/z6-${i}`, {
-            token: locker,
-            body: { ttlMs: 30000 },
+        async (z) => {
+          const other = await z.token({ scopes: ['redis:write'], clientId: 'other-client' });
+          const publisher = await z.token({ scopes: ['redis:write'], clientId: 'publisher' });
+          const statuses = new Map<number, number>();
+          const started = performance.now();
+          for (let tick = 0; tick < 50; tick += 1) {
+            const burst = await Promise.all(
+              Array.from({ length: 100 }, () =>
+                z.call('POST', '/redis/pubsub/channels/z6/messages', {
+                  token: publisher,
+                  body: { message: 'm' },
+                }),
+              ),
+            );
+            burst.forEach((r) => statuses.set(r.statusCode, (statuses.get(r.statusCode) ?? 0) + 1));
+          }
+          // The burst, and what refilled while the flood lasted.
+          const elapsedS = (performance.now() - started) / 1000;
+          reportFigures('Z-6 publish flood', {
+            ok: statuses.get(200) ?? 0,
+            refused: statuses.get(429) ?? 0,
+            ms: elapsedS * 1000,
           });
-          grants.push(response.statusCode);
-        }
-        expect(grants.filter((s) => s === 201)).toHaveLength(100);
-        expect(grants.slice(100)).toEqual(Array(10).fill(429));
-        expect(
-          (await z.call('POST', '/redis/locks/z6-theirs', { token: other, body: { ttlMs: 1000 } }))
-            .statusCode,
-        ).toBe(201);
-      } finally {
-        await z.close();
-      }
+          expect(statuses.get(200)).toBeLessThanOrEqual(200 + 100 * elapsedS + 10);
+          expect(statuses.get(429)).toBe(5000 - (statuses.get(200) ?? 0));
+          const theirs = await z.call('POST', '/redis/pubsub/channels/z6/messages', {
+            token: other,
+            body: { message: 'm' },
+          });
+          expect(theirs.statusCode).toBe(200);
+
+          const locker = await z.token({ scopes: ['redis:write'], clientId: 'locker' });
+          const grants: number[] = [];
+          for (let i = 0; i < 110; i += 1) {
+            const response = await z.call('POST', `/redis/locks/z6-${i}`, {
+              token: locker,
+              body: { ttlMs: 30000 },
+            });
+            grants.push(response.statusCode);
+          }
+          expect(grants.filter((s) => s === 201)).toHaveLength(100);
+          expect(grants.slice(100)).toEqual(Array(10).fill(429));
+          expect(
+            (
+              await z.call('POST', '/redis/locks/z6-theirs', {
+                token: other,
+                body: { ttlMs: 1000 },
+              })
+            ).statusCode,
+          ).toBe(201);
+        },
+      );
     });
   });
 });

@@ -1,8 +1,8 @@
 /**
- * RELIABILITY.md L-14: a model check of lock semantics. fast-check generates sequences of
- * acquire, extend, release, status and sleep by two owners on one lock name, runs them through
- * the HTTP API against real Redis, and compares every answer with a model that knows when each
- * lease may have expired.
+ * L-14: a model check of lock semantics. fast-check generates sequences of acquire, extend,
+ * release, status and sleep by two owners on one lock name, runs them through the HTTP API
+ * against real Redis, and compares every answer with a model that knows when each lease may
+ * have expired.
  *
  * Time is the hard part: a lease granted by a request sent at s and answered at r lives until
  * some moment in [s + ttl, r + ttl] (Redis set its expiry in between), plus a drift tolerance.
@@ -17,7 +17,7 @@ import { TestApp, type Response } from '../support/app';
 import { sleep } from '../support/ports';
 
 const TTL_MS = 250;
-/** Redis's expiry clock against ours, and the timer granularity (RELIABILITY.md: drift + 20 ms). */
+/** Redis's expiry clock against ours (the drift allowance), and the timer granularity. */
 const TOLERANCE_MS = 25;
 const OWNERS = 2;
 
@@ -209,7 +209,7 @@ class Sleep implements fc.AsyncCommand<Model, Real> {
   toString = () => `sleep(${this.ms})`;
 }
 
-describe('lock semantics against a model (RELIABILITY.md L-14)', () => {
+describe('lock semantics against a model (L-14)', () => {
   let t: TestApp;
   let run = 0;
 

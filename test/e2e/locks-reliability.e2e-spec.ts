@@ -1,8 +1,9 @@
 /**
- * RELIABILITY.md §2, L-1 … L-12, plus the quorum over several lock nodes, the delayed restart
- * and fencing tokens across every kind of restart, scaled to run in about a minute on 2 cores.
- * Real Redis servers (the suite's, or ones a case starts, kills and restarts), real tokens, the
- * real application; the stale holder of L-7 is a real child process stopped with SIGSTOP.
+ * Locks under contention and failure, L-1 … L-12, plus the quorum over several lock nodes, the
+ * delayed restart and fencing tokens across every kind of restart, scaled to run in about a
+ * minute on 2 cores. Real Redis servers (the suite's, or ones a case starts, kills and
+ * restarts), real tokens, the real application; the stale holder of L-7 is a real child process
+ * stopped with SIGSTOP. Figures print with FAILURES_REPORT=1.
  */
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
@@ -12,31 +13,23 @@ import { Cluster } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
 import { merge, type DeepPartial } from '../../src/config/config.loader';
 import type { AppConfig } from '../../src/config/app-config';
-import { NO_CALLER_LIMITS, TestApp, uniquePrefix, type Response } from '../support/app';
+import { NO_CALLER_LIMITS, TestApp, uniquePrefix, withApp, type Response } from '../support/app';
 import { eventually, sleep } from '../support/ports';
 import { RedisServer } from '../support/redis';
+import { RedisClusterSet } from '../support/topology';
+import { percentile, report } from '../support/figures';
+import { watchEventLoop } from '../support/probe';
+import { lockPath, type Grant } from '../support/locks';
+import { expectProblem } from '../support/problems';
 
 const DURABLE = ['--appendonly', 'yes', '--appendfsync', 'always'];
-const at = (name: string) => `/redis/locks/${encodeURIComponent(name)}`;
-
-interface Grant {
-  name: string;
-  token: string;
-  fencingToken: number;
-  expiresAt: string;
-  ttlMs: number;
-}
+const at = lockPath;
 
 /** One hold of a lock as its client saw it: from the grant's answer to the release's request. */
 interface Hold {
   fencingToken: number;
   acquired: number;
   releasing: number;
-}
-
-function expectProblem(response: Response, status: number, code: string): void {
-  expect(response.statusCode).toBe(status);
-  expect(response.json()).toMatchObject({ status, code });
 }
 
 /** The lock endpoints of one app, for one bearer token. */
@@ -60,7 +53,7 @@ function locksOf(t: TestApp, token = t.tokens.both) {
   };
 }
 
-/** Checker (RELIABILITY.md §7.3 (4)): holds never overlap, tokens rise in grant order. */
+/** The checker of a history of holds: they never overlap, tokens rise in grant order. */
 function checkHolds(holds: Hold[]): void {
   const ordered = [...holds].sort((a, b) => a.acquired - b.acquired);
   for (let i = 1; i < ordered.length; i++) {
@@ -76,10 +69,7 @@ function checkHolds(holds: Hold[]): void {
   }
 }
 
-const percentile = (values: number[], p: number) =>
-  [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.ceil(values.length * p) - 1)];
-
-describe('locks: reliability (RELIABILITY.md §2)', () => {
+describe('locks: reliability (L-1 … L-12)', () => {
   let issuer: LocalIssuer;
   const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -314,16 +304,16 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
       const afterExpiry = await locks.grant('l6-restart', 100);
       expect(afterExpiry.fencingToken).toBeGreaterThan(first.fencingToken);
       // A new gateway process on the same Redis and key prefix (nothing is kept in the gateway).
-      const restarted = await TestApp.create({
-        issuer,
-        config: { redis: { keyPrefix: t.prefix }, locks: { delayedRestartMs: 0 } },
-      });
-      try {
-        const afterRestart = await locksOf(restarted).grant('l6-restart', 1000, 1000);
-        expect(afterRestart.fencingToken).toBeGreaterThan(afterExpiry.fencingToken);
-      } finally {
-        await restarted.close();
-      }
+      await withApp(
+        {
+          issuer,
+          config: { redis: { keyPrefix: t.prefix }, locks: { delayedRestartMs: 0 } },
+        },
+        async (restarted) => {
+          const afterRestart = await locksOf(restarted).grant('l6-restart', 1000, 1000);
+          expect(afterRestart.fencingToken).toBeGreaterThan(afterExpiry.fencingToken);
+        },
+      );
     });
 
     it('L-9: a wall-clock jump of ±10 s in the gateway changes no lease (monotonic validity)', async () => {
@@ -491,6 +481,8 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
         const response = await request();
         return { status: response.statusCode, ms: performance.now() - started };
       };
+      // Stalls of this process (app and load generator both) delay every figure by as much.
+      const loop = watchEventLoop();
       const burst = await Promise.all(
         Array.from({ length: 500 }, () => timed(() => locks.acquire('l11', { ttlMs: 10000 }))),
       );
@@ -508,20 +500,22 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
       );
       expect(misses.every((r) => r.status === 404)).toBe(true);
       const longest = (results: { ms: number }[]) => Math.max(...results.map((r) => r.ms));
-      expect(longest(burst)).toBeLessThanOrEqual(2 * longest(misses));
+      const burstStall = loop.stop();
+      expect(longest(burst)).toBeLessThanOrEqual(2 * longest(misses) + burstStall);
       const p99 = (results: { ms: number }[]) =>
         percentile(
           results.map((r) => r.ms),
-          0.99,
+          99,
         );
-      process.stdout.write(
-        `L-11 bursts of 500: refused acquisitions p99 ${p99(burst).toFixed(0)} ms, KV misses p99 ${p99(misses).toFixed(0)} ms\n`,
+      report(
+        `L-11 bursts of 500: refused acquisitions p99 ${p99(burst).toFixed(0)} ms, KV misses p99 ${p99(misses).toFixed(0)} ms`,
       );
 
       // 200 callers that wait 2 s each, arriving over 400 ms, for a lock nobody releases.
       const commands = async () =>
         Number(/total_commands_processed:(\d+)/.exec(await t.redis.info('stats'))?.[1]);
       const before = await commands();
+      const waitLoop = watchEventLoop();
       const started = performance.now();
       const waiting = await Promise.all(
         Array.from({ length: 200 }, async (_, index) => {
@@ -532,10 +526,10 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
       const perSecond = ((await commands()) - before) / ((performance.now() - started) / 1000);
       expect(waiting.every((r) => r.status === 409)).toBe(true);
       expect(Math.min(...waiting.map((r) => r.ms))).toBeGreaterThanOrEqual(1995);
-      expect(longest(waiting)).toBeLessThanOrEqual(2000 + 200);
+      expect(longest(waiting)).toBeLessThanOrEqual(2000 + 200 + waitLoop.stop());
       expect(perSecond).toBeLessThanOrEqual(5000);
-      process.stdout.write(
-        `L-11 200 waiters: longest ${longest(waiting).toFixed(0)} ms, ${Math.round(perSecond)} Redis commands/s\n`,
+      report(
+        `L-11 200 waiters: longest ${longest(waiting).toFixed(0)} ms, ${Math.round(perSecond)} Redis commands/s`,
       );
     }, 30000);
 
@@ -679,7 +673,7 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
   describe('L-7: a holder paused past its lease (SIGSTOP) has its late write refused by fencing', () => {
     /**
      * The protected resource: it remembers the highest fencing token it accepted and refuses
-     * any write that carries a lower one (RELIABILITY.md §2.2, README "Fencing tokens").
+     * any write that carries a lower one (README.md, Fencing tokens).
      */
     function fencedResource(): Promise<{
       server: Server;
@@ -794,30 +788,10 @@ describe('locks: reliability (RELIABILITY.md §2)', () => {
 
   describe('cluster mode', () => {
     it('keeps the lock and its counter in one hash slot and fences across names and slots', async () => {
-      const servers = await Promise.all(
-        [0, 1, 2].map(() =>
-          redisServer(['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000']),
-        ),
-      );
-      const nodes = servers.map((server) => `127.0.0.1:${server.port}`);
-      await new Promise<void>((resolve, reject) => {
-        const create = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-yes'], {
-          stdio: 'ignore',
-        });
-        create.once('exit', (code) =>
-          code === 0 ? resolve() : reject(new Error(`redis-cli ${code}`)),
-        );
-      });
-      await eventually(
-        async () => {
-          for (const server of servers) {
-            expect(await server.client().cluster('INFO')).toContain('cluster_state:ok');
-          }
-        },
-        10000,
-        100,
-      );
-      const t = await app(servers[0].url, {
+      const set = await RedisClusterSet.start();
+      cleanups.push(() => set.stop());
+      const nodes = set.nodes;
+      const t = await app(set.servers[0].url, {
         redis: { mode: 'cluster', clusterNodes: nodes, keyPrefix: `c{${uniquePrefix()}` },
         locks: { delayedRestartMs: 0 },
       });

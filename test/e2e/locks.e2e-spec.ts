@@ -1,28 +1,16 @@
 /**
- * The Distributed locks rows of API.md, endpoint by endpoint: success, and each error status
- * (400 with nothing written, 401, 403 scope and key pattern, 404, 409), against the suite's
- * real Redis with real tokens. The failure and safety cases (RELIABILITY.md L-1 … L-12,
- * quorum, delayed restart, fencing) are in locks-reliability.e2e-spec.ts.
+ * The lock endpoints of README.md (Distributed locks), one by one: success, and each error
+ * status (400 with nothing written, 401, 403 scope and key pattern, 404, 409), against the
+ * suite's real Redis with real tokens. The failure and safety cases (L-1 … L-12, quorum,
+ * delayed restart, fencing) are in locks-reliability.e2e-spec.ts.
  */
 import { performance } from 'node:perf_hooks';
-import { TestApp, type Response } from '../support/app';
+import { TestApp } from '../support/app';
+import { lockPath, type Grant } from '../support/locks';
+import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 const MAX_TTL_MS = 60000;
-const at = (name: string) => `/redis/locks/${encodeURIComponent(name)}`;
-
-function expectProblem(response: Response, status: number, code: string): void {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(response.json()).toMatchObject({ status, code, type: 'about:blank' });
-}
-
-interface Grant {
-  name: string;
-  token: string;
-  fencingToken: number;
-  expiresAt: string;
-  ttlMs: number;
-}
+const at = lockPath;
 
 describe('distributed locks API', () => {
   let t: TestApp;
@@ -337,17 +325,7 @@ describe('distributed locks API', () => {
       ['GET', '/redis/locks/a', 'read'],
     ] as const)('%s %s needs a token and redis:%s', async (method, url, scope) => {
       const body = { ttlMs: 1000 };
-      const unauthenticated = await t.call(method, url, { body });
-      expectProblem(unauthenticated, 401, 'INVALID_TOKEN');
-      expect(unauthenticated.headers['www-authenticate']).toMatch(/^Bearer/);
-      const other = scope === 'read' ? t.tokens.write : t.tokens.read;
-      for (const token of [t.tokens.none, other]) {
-        const response = await t.call(method, url, { token, body });
-        expectProblem(response, 403, 'INSUFFICIENT_SCOPE');
-        expect(response.headers['www-authenticate']).toBe(
-          `Bearer error="insufficient_scope", scope="redis:${scope}"`,
-        );
-      }
+      await expectScopeGuarded(t, method, url, scope, body);
       expect(await lockKeys('a')).toEqual([]);
     });
 

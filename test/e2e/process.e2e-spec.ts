@@ -44,7 +44,7 @@ describe('the service process (dist/main.js)', () => {
     expect(service.stderr).not.toContain('ring');
   });
 
-  it('logs one JSON line per request with the fields of API.md and never the token', async () => {
+  it('logs one JSON line per request with the fields of README.md, Observability, and never the token', async () => {
     const service = await ServiceProcess.start(serviceEnv());
     try {
       await service.listening();

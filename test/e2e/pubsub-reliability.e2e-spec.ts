@@ -1,7 +1,7 @@
 /**
- * Pub/sub over SSE under load and failure (issue items 3–6; RELIABILITY.md §3 S-5, S-6, S-7, S-9,
- * S-13, S-14 and §1.3 R-8, R-9, R-18), against real redis-servers this suite starts and stops,
- * real tokens and real HTTP connections. Figures print with FAILURES_REPORT=1.
+ * Pub/sub over SSE under load and failure (S-5, S-6, S-7, S-9, S-13, S-14 and R-8, R-9, R-18),
+ * against real redis-servers this suite starts and stops, real tokens and real HTTP
+ * connections. Figures print with FAILURES_REPORT=1.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -12,20 +12,15 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
 import { Subscriptions } from '../../src/pubsub/subscriptions';
-import { RedisManager } from '../../src/redis/redis-manager';
+import { RedisConnections } from '../../src/redis/connections';
 import { SseRegistry } from '../../src/sse/sse-registry';
-import { TestApp, type TestAppOptions } from '../support/app';
+import { TestApp, withApp, type TestAppOptions } from '../support/app';
 import { FaultProxy } from '../support/fault-proxy';
 import { eventually, sleep } from '../support/ports';
 import { withRedisServer } from '../support/redis';
 import { ServiceProcess } from '../support/service-process';
-import { SseClient } from '../support/sse';
-
-const report = (line: string) => {
-  if (process.env.FAILURES_REPORT) {
-    process.stdout.write(`${line}\n`);
-  }
-};
+import { SseClient, bearer, channelEvents, patternEvents } from '../support/sse';
+import { report } from '../support/figures';
 
 /**
  * How long S-14 holds its stream: Node checks the request and headers timeouts of its
@@ -34,10 +29,6 @@ const report = (line: string) => {
  */
 const S14_MS = Number(process.env.S14_SECONDS ?? 32) * 1000;
 
-const channelEvents = (name: string) => `/redis/pubsub/channels/${encodeURIComponent(name)}/events`;
-const patternEvents = (pattern: string) =>
-  `/redis/pubsub/patterns/${encodeURIComponent(pattern)}/events`;
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const elapsed = (since: number) => Math.round(performance.now() - since);
 const mb = (bytes: number) => (bytes / 1048576).toFixed(1);
 
@@ -164,7 +155,7 @@ function neverReads(baseUrl: string, path: string, token: string): Socket {
   return socket;
 }
 
-describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9, R-18)', () => {
+describe('pub/sub over SSE under load and failure (R-8, R-9, R-18)', () => {
   let issuer: LocalIssuer;
 
   beforeAll(async () => {
@@ -175,18 +166,13 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
     await issuer.close();
   });
 
-  async function withApp(
-    redisUrl: string,
-    config: TestAppOptions['config'],
-    run: (t: TestApp) => Promise<void>,
-  ): Promise<void> {
-    const t = await TestApp.create({ redisUrl, issuer, config, listen: true });
-    try {
-      await run(t);
-    } finally {
-      await t.close();
-    }
-  }
+  /** The app on that Redis, listening (SSE clients need real connections), for withApp. */
+  const appOn = (redisUrl: string, config: TestAppOptions['config']): TestAppOptions => ({
+    redisUrl,
+    issuer,
+    config,
+    listen: true,
+  });
 
   const open = (t: TestApp, path: string, timeoutMs = 5000) =>
     SseClient.open(`${t.baseUrl}${path}`, { headers: bearer(t.tokens.read), timeoutMs });
@@ -215,10 +201,10 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
     }
   }
 
-  it('fan-out: 1,000 SSE clients add no Redis connection, all get every message in order, and the last to leave unsubscribes (issue 3, S-6)', async () => {
+  it('fan-out: 1,000 SSE clients add no Redis connection, all get every message in order, and the last to leave unsubscribes (S-6)', async () => {
     await withRedisServer(async (server) => {
       const sse = { maxClients: 5000, maxClientsPerSubject: 5000 };
-      await withApp(server.url, { sse }, async (t) => {
+      await withApp(appOn(server.url, { sse }), async (t) => {
         const control = server.client();
         const gateway = async () =>
           (await clientList(control)).filter((c) => c.name.startsWith('redis-gateway:'));
@@ -330,7 +316,7 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
 
   it('R-8: resubscribes after CLIENT KILL TYPE pubsub and after a Redis restart, with event: reconnected', async () => {
     await withRedisServer(async (server) => {
-      await withApp(server.url, { sse: { heartbeatMs: 500 } }, async (t) => {
+      await withApp(appOn(server.url, { sse: { heartbeatMs: 500 } }), async (t) => {
         const control = server.client();
         const channels = ['r8:a', 'r8:b', 'r8:c'];
         const redisChannels = channels.map((c) => `${t.prefix}${c}`);
@@ -411,9 +397,9 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
     await withRedisServer(async (server) => {
       const proxy = await FaultProxy.start({ targetPort: server.port });
       try {
-        await withApp(proxy.url, { sse: { heartbeatMs: 500 } }, async (t) => {
+        await withApp(appOn(proxy.url, { sse: { heartbeatMs: 500 } }), async (t) => {
           const control = server.client();
-          const subscriber = t.app.get(RedisManager).subscriber;
+          const subscriber = t.app.get(RedisConnections).subscriber;
           const clients = await Promise.all([
             open(t, channelEvents('r9:a')),
             open(t, patternEvents('r9:*')),
@@ -487,7 +473,7 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
   it('S-5: a client that never reads is sent SLOW_CONSUMER and closed while 10 MB are published; memory stays bounded', async () => {
     await withRedisServer(async (server) => {
       const config = { sse: { maxBufferBytes: 262144, maxClientsPerSubject: 100 } };
-      await withApp(server.url, config, async (t) => {
+      await withApp(appOn(server.url, config), async (t) => {
         const control = server.client();
         const publisher = server.client();
         const registry = t.app.get(SseRegistry);
@@ -597,7 +583,7 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
   it('S-7: 5,000 subscribe/disconnect cycles, a third aborted before the response head, leave nothing behind', async () => {
     await withRedisServer(async (server) => {
       const sse = { maxClients: 5000, maxClientsPerSubject: 5000 };
-      await withApp(server.url, { sse }, async (t) => {
+      await withApp(appOn(server.url, { sse }), async (t) => {
         const control = server.client();
         const registry = t.app.get(SseRegistry);
         const subscriptions = t.app.get(Subscriptions);
@@ -796,7 +782,7 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
         server: { requestTimeoutMs: 5000, headersTimeoutMs: 5000, keepAliveTimeoutMs: 5000 },
         sse: { heartbeatMs: 1000 },
       };
-      await withApp(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', config, async (t) => {
+      await withApp(appOn(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379', config), async (t) => {
         const url = new URL(t.baseUrl);
         const socket = connect(Number(url.port), url.hostname);
         let text = '';
@@ -841,8 +827,7 @@ describe('pub/sub over SSE under load and failure (RELIABILITY.md §3, R-8, R-9,
   it('S-9: 50 open streams survive a 3 s Redis outage with heartbeats; new subscriptions get 503 meanwhile', async () => {
     await withRedisServer(async (server) => {
       await withApp(
-        server.url,
-        { sse: { heartbeatMs: 500, maxClientsPerSubject: 100 } },
+        appOn(server.url, { sse: { heartbeatMs: 500, maxClientsPerSubject: 100 } }),
         async (t) => {
           const channels = ['s9:0', 's9:1', 's9:2', 's9:3', 's9:4'];
           const clients = await Promise.all(

@@ -9,7 +9,14 @@ import { SseRegistry } from '../../src/sse/sse-registry';
 import { TestApp, type Response } from '../support/app';
 import { eventually, sleep } from '../support/ports';
 import { RedisServer } from '../support/redis';
-import { SseClient, type SseMessage } from '../support/sse';
+import {
+  SseClient,
+  bearer,
+  channelEvents,
+  expectStreamHeaders,
+  patternEvents,
+  type SseMessage,
+} from '../support/sse';
 
 /**
  * Pub/sub (`/redis/pubsub/...`) and stream tickets (`POST /redis/tickets`) against a real Redis
@@ -36,10 +43,6 @@ const MiB = 1024 * 1024;
 const WRITE = ['redis:write'];
 const READ = ['redis:read'];
 
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
-const channelEvents = (name: string) => `/redis/pubsub/channels/${encodeURIComponent(name)}/events`;
-const patternEvents = (pattern: string) =>
-  `/redis/pubsub/patterns/${encodeURIComponent(pattern)}/events`;
 const messagesOf = (name: string) => `/redis/pubsub/channels/${encodeURIComponent(name)}/messages`;
 
 /** Opens an SSE path of `t` (with a bearer token unless `token` is null). */
@@ -431,14 +434,7 @@ describe('subscriptions: GET /redis/pubsub/{channels,patterns}/{name}/events', (
       const client = await listen(t, path, { headers: { 'accept-encoding': 'gzip, br, deflate' } });
       const firstByteMs = Date.now() - started;
       try {
-        expect(client.status).toBe(200);
-        expect(client.headers['content-type']).toMatch(/^text\/event-stream/);
-        expect(client.headers['cache-control']).toMatch(/no-cache/);
-        expect(client.headers['cache-control']).toMatch(/no-transform/);
-        expect(client.headers['x-accel-buffering']).toBe('no');
-        expect(client.headers['content-encoding']).toBeUndefined();
-        expect(client.headers['content-length']).toBeUndefined();
-        expect(client.headers['x-request-id']).toBeDefined();
+        expectStreamHeaders(client);
         expect(firstByteMs).toBeLessThan(250);
         await client.until((c) => c.raw.length > 0);
         expect(client.raw).toMatch(/^retry: \d+\n\n/);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { TestApp } from '../support/app';
+import { withApp, type TestApp } from '../support/app';
 import { eventually, freePort } from '../support/ports';
 import { RedisServer } from '../support/redis';
 
@@ -46,76 +46,79 @@ describe('connecting to Redis', () => {
     });
 
     it('authenticates as the configured ACL user', async () => {
-      const t = await TestApp.create({
-        issuer,
-        redisUrl: server.url,
-        config: { redis: { username: 'svc', password: 'first-password' } },
-      });
-      try {
-        expect(await roundTrip(t, 'acl')).toBe(200);
-        const clients = String(await admin.call('CLIENT', 'LIST'));
-        expect(clients).toMatch(/name=redis-gateway:command .*user=svc/);
-      } finally {
-        await t.close();
-      }
+      await withApp(
+        {
+          issuer,
+          redisUrl: server.url,
+          config: { redis: { username: 'svc', password: 'first-password' } },
+        },
+        async (t) => {
+          expect(await roundTrip(t, 'acl')).toBe(200);
+          const clients = String(await admin.call('CLIENT', 'LIST'));
+          expect(clients).toMatch(/name=redis-gateway:command .*user=svc/);
+        },
+      );
     });
 
     it('is not ready with a wrong password, and never shows it', async () => {
-      const t = await TestApp.create({
-        issuer,
-        redisUrl: server.url,
-        captureLogs: true,
-        ready: false,
-        config: { redis: { username: 'svc', password: 'wrong-password-value' } },
-      });
-      try {
-        const response = await t.call('GET', '/redis/kv/x', { token: t.tokens.read });
-        expect(response.statusCode).toBe(503);
-        expect(response.json().code).toBe('REDIS_UNAVAILABLE');
-        expect((await t.call('GET', '/readyz')).statusCode).toBe(503);
-        expect(response.body).not.toContain('wrong-password-value');
-        expect(t.logs.join('')).not.toContain('wrong-password-value');
-      } finally {
-        await t.close();
-      }
+      await withApp(
+        {
+          issuer,
+          redisUrl: server.url,
+          captureLogs: true,
+          ready: false,
+          config: { redis: { username: 'svc', password: 'wrong-password-value' } },
+        },
+        async (t) => {
+          const response = await t.call('GET', '/redis/kv/x', { token: t.tokens.read });
+          expect(response.statusCode).toBe(503);
+          expect(response.json().code).toBe('REDIS_UNAVAILABLE');
+          expect((await t.call('GET', '/readyz')).statusCode).toBe(503);
+          expect(response.body).not.toContain('wrong-password-value');
+          expect(t.logs.join('')).not.toContain('wrong-password-value');
+        },
+      );
     });
 
     it('re-reads a rotated password file for new connections (R-11a)', async () => {
       const passwordFile = join(dir, 'redis-password');
       writeFileSync(passwordFile, 'first-password\n');
-      const t = await TestApp.create({
-        issuer,
-        redisUrl: server.url,
-        config: { redis: { username: 'svc', passwordFile } },
-      });
-      try {
-        expect(await roundTrip(t, 'before-rotation')).toBe(200);
-        // Rotation: both passwords valid, the file changes, the old password goes away.
-        await admin.call('ACL', 'SETUSER', 'svc', '>second-password');
-        writeFileSync(passwordFile, 'second-password\n');
-        await new Promise((resolve) => setTimeout(resolve, 2500));
-        await admin.call('ACL', 'SETUSER', 'svc', '<first-password');
-        // Live connections keep working after a password change (Redis); drop them to prove
-        // that new ones authenticate with the new password.
-        await admin.call('CLIENT', 'KILL', 'USER', 'svc');
-        await eventually(async () => expect(await roundTrip(t, 'after-rotation')).toBe(200), 5000);
-        expect(await admin.get(`${t.prefix}after-rotation`)).toBe('after-rotation');
-      } finally {
-        await t.close();
-      }
+      await withApp(
+        {
+          issuer,
+          redisUrl: server.url,
+          config: { redis: { username: 'svc', passwordFile } },
+        },
+        async (t) => {
+          expect(await roundTrip(t, 'before-rotation')).toBe(200);
+          // Rotation: both passwords valid, the file changes, the old password goes away.
+          await admin.call('ACL', 'SETUSER', 'svc', '>second-password');
+          writeFileSync(passwordFile, 'second-password\n');
+          await new Promise((resolve) => setTimeout(resolve, 2500));
+          await admin.call('ACL', 'SETUSER', 'svc', '<first-password');
+          // Live connections keep working after a password change (Redis); drop them to prove
+          // that new ones authenticate with the new password.
+          await admin.call('CLIENT', 'KILL', 'USER', 'svc');
+          await eventually(
+            async () => expect(await roundTrip(t, 'after-rotation')).toBe(200),
+            5000,
+          );
+          expect(await admin.get(`${t.prefix}after-rotation`)).toBe('after-rotation');
+        },
+      );
     });
   });
 
   it('selects the database from the URL', async () => {
     const server = await RedisServer.start();
-    const t = await TestApp.create({ issuer, redisUrl: `${server.url}/3` });
     try {
-      expect(await roundTrip(t, 'in-db-3')).toBe(200);
-      const db3 = server.client({ db: 3 });
-      expect(await db3.get(`${t.prefix}in-db-3`)).toBe('in-db-3');
-      expect(await server.client().exists(`${t.prefix}in-db-3`)).toBe(0);
+      await withApp({ issuer, redisUrl: `${server.url}/3` }, async (t) => {
+        expect(await roundTrip(t, 'in-db-3')).toBe(200);
+        const db3 = server.client({ db: 3 });
+        expect(await db3.get(`${t.prefix}in-db-3`)).toBe('in-db-3');
+        expect(await server.client().exists(`${t.prefix}in-db-3`)).toBe(0);
+      });
     } finally {
-      await t.close();
       await server.stop();
     }
   });
@@ -196,32 +199,32 @@ describe('connecting to Redis', () => {
     });
 
     it('connects over TLS trusting the configured CA', async () => {
-      const t = await TestApp.create({
-        issuer,
-        redisUrl: `rediss://127.0.0.1:${tlsPort}`,
-        config: { redis: { tls: { caFile } } },
-      });
-      try {
-        expect(await roundTrip(t, 'over-tls')).toBe(200);
-        expect(await server.client().get(`${t.prefix}over-tls`)).toBe('over-tls');
-        expect(await t.redis.get(`${t.prefix}over-tls`)).toBe('over-tls');
-      } finally {
-        await t.close();
-      }
+      await withApp(
+        {
+          issuer,
+          redisUrl: `rediss://127.0.0.1:${tlsPort}`,
+          config: { redis: { tls: { caFile } } },
+        },
+        async (t) => {
+          expect(await roundTrip(t, 'over-tls')).toBe(200);
+          expect(await server.client().get(`${t.prefix}over-tls`)).toBe('over-tls');
+          expect(await t.redis.get(`${t.prefix}over-tls`)).toBe('over-tls');
+        },
+      );
     });
 
     it('refuses a server its trust does not cover (503, not ready)', async () => {
-      const t = await TestApp.create({
-        issuer,
-        redisUrl: `rediss://127.0.0.1:${tlsPort}`,
-        ready: false,
-      });
-      try {
-        expect(await roundTrip(t, 'untrusted')).toBe(503);
-        expect((await t.call('GET', '/readyz')).statusCode).toBe(503);
-      } finally {
-        await t.close();
-      }
+      await withApp(
+        {
+          issuer,
+          redisUrl: `rediss://127.0.0.1:${tlsPort}`,
+          ready: false,
+        },
+        async (t) => {
+          expect(await roundTrip(t, 'untrusted')).toBe(503);
+          expect((await t.call('GET', '/readyz')).statusCode).toBe(503);
+        },
+      );
     });
   });
 });

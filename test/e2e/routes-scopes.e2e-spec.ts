@@ -3,7 +3,7 @@ import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
 import { DiscoveryService, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
-import { IS_PUBLIC, Public } from '../../src/auth/public.decorator';
+import { IS_PUBLIC, Public } from '../../src/common/public.decorator';
 import {
   BEARER_SCHEME,
   REQUIRED_SCOPES,
@@ -14,11 +14,11 @@ import { buildOpenApiDocument } from '../../src/openapi/openapi';
 import { TestApp } from '../support/app';
 
 /**
- * Who may reach each route (STYLE.md habit 5, RELIABILITY.md A-11, Z-5, Z-9). The table is
- * read from Nest's own metadata — every controller method with a route, its HTTP method, full
- * path, `@RequireScopes()` and `@Public()` — and compared with the one below, so a change of
- * access is a change to this file and shows in review. A route with neither annotation is
- * refused for everyone by ScopesGuard, and fails this test.
+ * Who may reach each route (A-11, Z-5, Z-9). The table is read from Nest's own metadata —
+ * every controller method with a route, its HTTP method, full path, `@RequireScopes()` and
+ * `@Public()` — and compared with the one below, so a change of access is a change to this file
+ * and shows in review. Access fails closed: a route with neither annotation is refused for
+ * everyone by ScopesGuard, and fails this test.
  */
 const EXPECTED_ACCESS = `
 GET     /healthz                     public
@@ -150,7 +150,7 @@ const tableLines = (table: string): string[] =>
 /** `/redis/kv/:key/ttl` → `/redis/kv/{key}/ttl` */
 const openApiPath = (path: string): string => path.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
 
-describe('routes and their scopes (STYLE.md habit 5; RELIABILITY.md A-11, Z-5, Z-9)', () => {
+describe('routes and their scopes (A-11, Z-5, Z-9)', () => {
   let t: TestApp;
   let routes: Route[];
 

@@ -1,10 +1,10 @@
 import { connect } from 'node:net';
 import { EventSource } from 'eventsource';
-import { RedisManager } from '../../src/redis/redis-manager';
+import { RedisConnections } from '../../src/redis/connections';
 import { SseRegistry } from '../../src/sse/sse-registry';
-import { TestApp } from '../support/app';
+import { TestApp, withApp } from '../support/app';
 import { eventually, sleep } from '../support/ports';
-import { SseClient } from '../support/sse';
+import { SseClient, bearer, expectStreamHeaders, streamEvents } from '../support/sse';
 
 /**
  * SSE tails of streams (`GET /redis/streams/{key}/events`) against a real Redis and real tokens:
@@ -30,10 +30,8 @@ describe('stream tails over Server-Sent Events', () => {
     await t.close();
   });
 
-  const events = (name: string) => `/redis/streams/${encodeURIComponent(name)}/events`;
-  const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
   const tail = (name: string, options: { query?: string; headers?: Record<string, string> } = {}) =>
-    SseClient.open(`${t.baseUrl}${events(name)}${options.query ?? ''}`, {
+    SseClient.open(`${t.baseUrl}${streamEvents(name)}${options.query ?? ''}`, {
       headers: { ...bearer(t.tokens.read), ...options.headers },
     });
   const add = async (name: string, fields: Record<string, string>) => {
@@ -70,14 +68,7 @@ describe('stream tails over Server-Sent Events', () => {
   it('answers 200 text/event-stream with headers that keep proxies from buffering (S-2)', async () => {
     const client = await tail('hdr', { headers: { 'accept-encoding': 'gzip, br' } });
     try {
-      expect(client.status).toBe(200);
-      expect(client.headers['content-type']).toMatch(/^text\/event-stream/);
-      expect(client.headers['cache-control']).toMatch(/no-cache/);
-      expect(client.headers['cache-control']).toMatch(/no-transform/);
-      expect(client.headers['x-accel-buffering']).toBe('no');
-      expect(client.headers['content-encoding']).toBeUndefined();
-      expect(client.headers['content-length']).toBeUndefined();
-      expect(client.headers['x-request-id']).toBeDefined();
+      expectStreamHeaders(client);
     } finally {
       client.close();
     }
@@ -147,7 +138,7 @@ describe('stream tails over Server-Sent Events', () => {
     const token = t.tokens.read;
     const seen: string[] = [];
     const lastEventIds: (string | null)[] = [];
-    const source = new EventSource(`${t.baseUrl}${events(name)}?from=0`, {
+    const source = new EventSource(`${t.baseUrl}${streamEvents(name)}?from=0`, {
       fetch: (input, init) => {
         const headers = new Headers(init?.headers);
         lastEventIds.push(headers.get('last-event-id'));
@@ -225,7 +216,7 @@ describe('stream tails over Server-Sent Events', () => {
   });
 
   it('refuses before any stream bytes: 401, 403 scope, 403 key pattern, 400, 409 (S-11)', async () => {
-    const none = await SseClient.open(`${t.baseUrl}${events('refused')}`);
+    const none = await SseClient.open(`${t.baseUrl}${streamEvents('refused')}`);
     expect(none.status).toBe(401);
     expect(none.headers['www-authenticate']).toMatch(/invalid_token/);
 
@@ -294,7 +285,7 @@ describe('stream tails over Server-Sent Events', () => {
 
   it('frees everything when 200 tails are opened and dropped (no leaked connection or client)', async () => {
     // The tails of the previous cases give their connections back as their sockets close.
-    await eventually(() => expect(t.app.get(RedisManager).blocking.leased).toBe(0));
+    await eventually(() => expect(t.app.get(RedisConnections).blocking.leased).toBe(0));
     const baseline = await blockingClients();
     for (let round = 0; round < 4; round++) {
       const clients = await Promise.all(
@@ -313,7 +304,7 @@ describe('stream tails over Server-Sent Events', () => {
         } else {
           expect(await blockingClients()).toBe(baseline);
         }
-        expect(t.app.get(RedisManager).blocking.leased).toBe(0);
+        expect(t.app.get(RedisConnections).blocking.leased).toBe(0);
       },
       3000,
       50,
@@ -330,42 +321,42 @@ describe('stream tails over Server-Sent Events', () => {
   });
 
   it('tells a client that does not read (slow consumer) and closes it; others keep up', async () => {
-    const slow = await TestApp.create({
-      issuer: t.issuer,
-      listen: true,
-      config: { sse: { maxBufferBytes: 65536 } },
-    });
-    try {
-      const url = new URL(`${slow.baseUrl}${events('firehose')}`);
-      // A raw socket that sends the request and then never reads a byte.
-      const socket = connect(Number(url.port), url.hostname);
-      socket.write(
-        `GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${slow.tokens.read}\r\n\r\n`,
-      );
-      socket.pause();
-      const reader = await SseClient.open(url.toString(), { headers: bearer(slow.tokens.read) });
-      await eventually(() => expect(openStreams(slow)).toBe(2), 3000, 20);
-      const value = 'x'.repeat(100000);
-      const ids: string[] = [];
-      for (let i = 0; i < 100; i++) {
-        const response = await slow.call('POST', '/redis/streams/firehose/entries', {
-          token: slow.tokens.write,
-          body: { fields: { value } },
-        });
-        ids.push(response.json<{ id: string }>().id);
-        // The reader keeps up: each entry is read before the next is added. Otherwise entries
-        // added faster than the tail re-arms its XREAD (slower in a cluster) arrive in one
-        // batch of several 100 KB entries, past the reader's 64 KB bound as well.
-        await reader.until((c) => c.named('entry').length === i + 1);
-      }
-      await eventually(() => expect(openStreams(slow)).toBe(1), 10000, 50);
-      await reader.until((c) => c.named('entry').length === 100, 10000);
-      expect(entries(reader).map((e) => e.id)).toEqual(ids);
-      reader.close();
-      socket.destroy();
-    } finally {
-      await slow.close();
-    }
+    await withApp(
+      {
+        issuer: t.issuer,
+        listen: true,
+        config: { sse: { maxBufferBytes: 65536 } },
+      },
+      async (slow) => {
+        const url = new URL(`${slow.baseUrl}${streamEvents('firehose')}`);
+        // A raw socket that sends the request and then never reads a byte.
+        const socket = connect(Number(url.port), url.hostname);
+        socket.write(
+          `GET ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${slow.tokens.read}\r\n\r\n`,
+        );
+        socket.pause();
+        const reader = await SseClient.open(url.toString(), { headers: bearer(slow.tokens.read) });
+        await eventually(() => expect(openStreams(slow)).toBe(2), 3000, 20);
+        const value = 'x'.repeat(100000);
+        const ids: string[] = [];
+        for (let i = 0; i < 100; i++) {
+          const response = await slow.call('POST', '/redis/streams/firehose/entries', {
+            token: slow.tokens.write,
+            body: { fields: { value } },
+          });
+          ids.push(response.json<{ id: string }>().id);
+          // The reader keeps up: each entry is read before the next is added. Otherwise entries
+          // added faster than the tail re-arms its XREAD (slower in a cluster) arrive in one
+          // batch of several 100 KB entries, past the reader's 64 KB bound as well.
+          await reader.until((c) => c.named('entry').length === i + 1);
+        }
+        await eventually(() => expect(openStreams(slow)).toBe(1), 10000, 50);
+        await reader.until((c) => c.named('entry').length === 100, 10000);
+        expect(entries(reader).map((e) => e.id)).toEqual(ids);
+        reader.close();
+        socket.destroy();
+      },
+    );
   });
 
   it('a blocked group read never delays plain requests', async () => {
@@ -400,7 +391,7 @@ describe('stream tails over Server-Sent Events', () => {
     });
     const clients = await Promise.all(
       Array.from({ length: 20 }, (_, i) =>
-        SseClient.open(`${closing.baseUrl}${events(`bye:${i % 2}`)}`, {
+        SseClient.open(`${closing.baseUrl}${streamEvents(`bye:${i % 2}`)}`, {
           headers: bearer(closing.tokens.read),
         }),
       ),

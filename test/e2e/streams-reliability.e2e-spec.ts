@@ -1,6 +1,6 @@
 /**
- * RELIABILITY.md §4, X-1 … X-5, against real redis-servers this suite starts (X-6 bounds are in
- * streams.e2e-spec.ts). Figures print with FAILURES_REPORT=1.
+ * Streams under failure, X-1 … X-5, against real redis-servers this suite starts (the X-6
+ * bounds are in streams.e2e-spec.ts). Figures print with FAILURES_REPORT=1.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,26 +9,16 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LocalIssuer } from '../../src/dev/local-issuer';
 import { merge } from '../../src/config/config.loader';
-import { NO_CALLER_LIMITS, TestApp, type TestAppOptions } from '../support/app';
+import { NO_CALLER_LIMITS, TestApp, withApp, type TestAppOptions } from '../support/app';
 import { FaultProxy } from '../support/fault-proxy';
 import { eventually, sleep } from '../support/ports';
 import { withRedisServer } from '../support/redis';
-
-const report = (line: string) => {
-  if (process.env.FAILURES_REPORT) {
-    process.stdout.write(`${line}\n`);
-  }
-};
+import { percentile, report } from '../support/figures';
 
 const group = (stream: string, name: string) =>
   `/redis/streams/${encodeURIComponent(stream)}/groups/${encodeURIComponent(name)}`;
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
-describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
+describe('streams under failure (X-1 … X-5)', () => {
   let issuer: LocalIssuer;
 
   beforeAll(async () => {
@@ -39,24 +29,15 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
     await issuer.close();
   });
 
-  async function withApp(
+  /**
+   * The app on that Redis, for withApp, without the per-caller limits: these cases drive one
+   * subject past them on purpose, to load the blocking pool and Redis.
+   */
+  const appOn = (
     redisUrl: string,
-    config: TestAppOptions['config'],
-    run: (t: TestApp) => Promise<void>,
+    config: TestAppOptions['config'] = {},
     listen = false,
-  ): Promise<void> {
-    const t = await TestApp.create({
-      redisUrl,
-      issuer,
-      config: merge(NO_CALLER_LIMITS, config ?? {}),
-      listen,
-    });
-    try {
-      await run(t);
-    } finally {
-      await t.close();
-    }
-  }
+  ): TestAppOptions => ({ redisUrl, issuer, config: merge(NO_CALLER_LIMITS, config), listen });
 
   async function addEntries(t: TestApp, stream: string, count: number): Promise<string[]> {
     const ids: string[] = [];
@@ -79,85 +60,80 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
 
   it('X-1 delivers every entry at least once while consumers are killed with SIGKILL', async () => {
     await withRedisServer(async (server) => {
-      await withApp(
-        server.url,
-        { redis: { blockingPoolSize: 8 } },
-        async (t) => {
-          const stream = 'x1';
-          expect(
-            (
-              await t.call('POST', `/redis/streams/${stream}/groups`, {
-                token: t.tokens.write,
-                body: { group: 'workers', from: '0' },
-              })
-            ).statusCode,
-          ).toBe(201);
-          const ids = await addEntries(t, stream, 10000);
-          const dir = mkdtempSync(join(tmpdir(), 'x1-'));
-          const logs = [0, 1, 2, 3].map((i) => join(dir, `consumer-${i}.log`));
-          logs.forEach((log) => writeFileSync(log, ''));
-          const start = (i: number): ChildProcess =>
-            spawn(process.execPath, [join(__dirname, '..', 'support', 'stream-consumer.mjs')], {
-              env: {
-                ...process.env,
-                BASE_URL: t.baseUrl,
-                TOKEN: t.tokens.both,
-                STREAM: stream,
-                GROUP: 'workers',
-                CONSUMER: `c${i}`,
-                LOG: logs[i],
-                PROCESS_MS: '0',
-                BATCH: '50',
-              },
-              stdio: 'ignore',
-            });
-          const consumers = [0, 1, 2, 3].map(start);
-          const processed = () => {
-            const lines = logs.flatMap((log) => readFileSync(log, 'utf8').split('\n'));
-            return lines.filter(Boolean);
-          };
-          const pending = async () =>
-            (await t.redis.call('XPENDING', `${t.prefix}${stream}`, 'workers')) as [number];
-          let kills = 0;
-          const started = performance.now();
-          let all: string[];
+      await withApp(appOn(server.url, { redis: { blockingPoolSize: 8 } }, true), async (t) => {
+        const stream = 'x1';
+        expect(
+          (
+            await t.call('POST', `/redis/streams/${stream}/groups`, {
+              token: t.tokens.write,
+              body: { group: 'workers', from: '0' },
+            })
+          ).statusCode,
+        ).toBe(201);
+        const ids = await addEntries(t, stream, 10000);
+        const dir = mkdtempSync(join(tmpdir(), 'x1-'));
+        const logs = [0, 1, 2, 3].map((i) => join(dir, `consumer-${i}.log`));
+        logs.forEach((log) => writeFileSync(log, ''));
+        const start = (i: number): ChildProcess =>
+          spawn(process.execPath, [join(__dirname, '..', 'support', 'stream-consumer.mjs')], {
+            env: {
+              ...process.env,
+              BASE_URL: t.baseUrl,
+              TOKEN: t.tokens.both,
+              STREAM: stream,
+              GROUP: 'workers',
+              CONSUMER: `c${i}`,
+              LOG: logs[i],
+              PROCESS_MS: '0',
+              BATCH: '50',
+            },
+            stdio: 'ignore',
+          });
+        const consumers = [0, 1, 2, 3].map(start);
+        const processed = () => {
+          const lines = logs.flatMap((log) => readFileSync(log, 'utf8').split('\n'));
+          return lines.filter(Boolean);
+        };
+        const pending = async () =>
+          (await t.redis.call('XPENDING', `${t.prefix}${stream}`, 'workers')) as [number];
+        let kills = 0;
+        const started = performance.now();
+        let all: string[];
+        try {
+          const killer = setInterval(() => {
+            const victim = kills % 4;
+            consumers[victim].kill('SIGKILL');
+            consumers[victim] = start(victim);
+            kills += 1;
+          }, 2000);
           try {
-            const killer = setInterval(() => {
-              const victim = kills % 4;
-              consumers[victim].kill('SIGKILL');
-              consumers[victim] = start(victim);
-              kills += 1;
-            }, 2000);
-            try {
-              await eventually(
-                async () => {
-                  expect(new Set(processed()).size).toBe(ids.length);
-                  expect((await pending())[0]).toBe(0);
-                },
-                90000,
-                200,
-              );
-            } finally {
-              clearInterval(killer);
-            }
-            all = processed();
+            await eventually(
+              async () => {
+                expect(new Set(processed()).size).toBe(ids.length);
+                expect((await pending())[0]).toBe(0);
+              },
+              90000,
+              200,
+            );
           } finally {
-            consumers.forEach((consumer) => consumer.kill('SIGKILL'));
-            rmSync(dir, { recursive: true, force: true });
+            clearInterval(killer);
           }
-          const duplicates = all.length - new Set(all).size;
-          expect(new Set(all)).toEqual(new Set(ids));
-          // A kill loses at most the batch in hand: it is processed again after a reclaim.
-          expect(kills).toBeGreaterThanOrEqual(1);
-          expect(duplicates).toBeLessThanOrEqual(kills * 50);
-          report(
-            `X-1: ${ids.length} entries, 4 consumers, ${kills} SIGKILLs: every id processed, ` +
-              `${duplicates} duplicates (bound ${kills * 50}), pending 0, ` +
-              `${Math.round(performance.now() - started)} ms`,
-          );
-        },
-        true,
-      );
+          all = processed();
+        } finally {
+          consumers.forEach((consumer) => consumer.kill('SIGKILL'));
+          rmSync(dir, { recursive: true, force: true });
+        }
+        const duplicates = all.length - new Set(all).size;
+        expect(new Set(all)).toEqual(new Set(ids));
+        // A kill loses at most the batch in hand: it is processed again after a reclaim.
+        expect(kills).toBeGreaterThanOrEqual(1);
+        expect(duplicates).toBeLessThanOrEqual(kills * 50);
+        report(
+          `X-1: ${ids.length} entries, 4 consumers, ${kills} SIGKILLs: every id processed, ` +
+            `${duplicates} duplicates (bound ${kills * 50}), pending 0, ` +
+            `${Math.round(performance.now() - started)} ms`,
+        );
+      });
     });
   }, 120000);
 
@@ -165,7 +141,7 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
     await withRedisServer(async (server) => {
       const proxy = await FaultProxy.start({ targetPort: server.port });
       try {
-        await withApp(proxy.url, {}, async (t) => {
+        await withApp(appOn(proxy.url), async (t) => {
           const direct = server.client();
           await t.redis.ping();
           await t.call('POST', `/redis/streams/x2/groups`, {
@@ -213,7 +189,7 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
     await withRedisServer(async (server) => {
       const proxy = await FaultProxy.start({ targetPort: server.port });
       try {
-        await withApp(proxy.url, {}, async (t) => {
+        await withApp(appOn(proxy.url), async (t) => {
           const direct = server.client();
           await t.redis.ping();
           const add = (idempotencyKey: string) =>
@@ -252,8 +228,7 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
   it('X-4 200 concurrent long-polls: block capped, pool bounded (503 past it), GETs unaffected', async () => {
     await withRedisServer(async (server) => {
       await withApp(
-        server.url,
-        { limits: { maxBlockMs: 1500 }, redis: { blockingPoolSize: 16 } },
+        appOn(server.url, { limits: { maxBlockMs: 1500 }, redis: { blockingPoolSize: 16 } }),
         async (t) => {
           await t.call('POST', `/redis/streams/x4/groups`, {
             token: t.tokens.write,
@@ -308,8 +283,7 @@ describe('streams under failure (RELIABILITY.md X-1 … X-5)', () => {
   it('X-5 long-polls waiting across a Redis restart all return (503) within block + 1 s', async () => {
     await withRedisServer(async (server) => {
       await withApp(
-        server.url,
-        { limits: { maxBlockMs: 3000 }, redis: { blockingPoolSize: 20 } },
+        appOn(server.url, { limits: { maxBlockMs: 3000 }, redis: { blockingPoolSize: 20 } }),
         async (t) => {
           await t.call('POST', `/redis/streams/x5/groups`, {
             token: t.tokens.write,

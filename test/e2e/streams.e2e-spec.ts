@@ -1,17 +1,12 @@
 import { SCOPES } from '../../src/auth/scopes';
-import { TestApp, type Response } from '../support/app';
+import { TestApp, withApp, type Response } from '../support/app';
+import { sleep } from '../support/ports';
+import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 /** Percent-encodes names for path segments. */
 const at = (key: string) => `/redis/streams/${encodeURIComponent(key)}`;
 const groupAt = (key: string, group: string) => `${at(key)}/groups/${encodeURIComponent(group)}`;
 
-function expectProblem(response: Response, status: number, code: string): void {
-  expect(response.statusCode).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  expect(response.json()).toMatchObject({ status, code, type: 'about:blank' });
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const ENTRY_ID = /^\d+-\d+$/;
 const MAX_ID = '18446744073709551615-18446744073709551615';
 
@@ -467,8 +462,7 @@ describe('streams API', () => {
       await seed('many', 120);
       expect(entryIds(await range('many'))).toHaveLength(50);
       expect(entryIds(await range('many', { count: '50' }))).toHaveLength(50);
-      const wide = await TestApp.create({ issuer: t.issuer });
-      try {
+      await withApp({ issuer: t.issuer }, async (wide) => {
         const pipeline = wide.redis.pipeline();
         for (let i = 1; i <= 120; i++) {
           pipeline.xadd(`${wide.prefix}many`, `${i}-0`, 'n', String(i));
@@ -478,9 +472,7 @@ describe('streams API', () => {
           token: wide.tokens.read,
         });
         expect(response.json().entries).toHaveLength(100);
-      } finally {
-        await wide.close();
-      }
+      });
     });
 
     it('answers an empty list for a stream with no entries', async () => {
@@ -998,33 +990,33 @@ describe('streams API', () => {
       });
 
       it('uses the bounded blocking pool: past redis.blockingPoolSize waiting reads, 503', async () => {
-        const small = await TestApp.create({
-          issuer: t.issuer,
-          config: { limits: { maxBlockMs: 300 }, redis: { blockingPoolSize: 1 } },
-        });
-        try {
-          await small.redis.xgroup('CREATE', `${small.prefix}pool`, 'g', '$', 'MKSTREAM');
-          const readPool = () =>
-            small.call('POST', `${groupAt('pool', 'g')}/read`, {
+        await withApp(
+          {
+            issuer: t.issuer,
+            config: { limits: { maxBlockMs: 300 }, redis: { blockingPoolSize: 1 } },
+          },
+          async (small) => {
+            await small.redis.xgroup('CREATE', `${small.prefix}pool`, 'g', '$', 'MKSTREAM');
+            const readPool = () =>
+              small.call('POST', `${groupAt('pool', 'g')}/read`, {
+                token: small.tokens.write,
+                body: { consumer: 'c', blockMs: 300 },
+              });
+            const first = readPool();
+            await sleep(50);
+            const second = await readPool();
+            expectProblem(second, 503, 'BLOCKING_POOL_EXHAUSTED');
+            expect(second.headers['retry-after']).toBeDefined();
+            // Reads without blockMs and other routes do not use the pool.
+            const plain = await small.call('POST', `${groupAt('pool', 'g')}/read`, {
               token: small.tokens.write,
-              body: { consumer: 'c', blockMs: 300 },
+              body: { consumer: 'c' },
             });
-          const first = readPool();
-          await sleep(50);
-          const second = await readPool();
-          expectProblem(second, 503, 'BLOCKING_POOL_EXHAUSTED');
-          expect(second.headers['retry-after']).toBeDefined();
-          // Reads without blockMs and other routes do not use the pool.
-          const plain = await small.call('POST', `${groupAt('pool', 'g')}/read`, {
-            token: small.tokens.write,
-            body: { consumer: 'c' },
-          });
-          expect(plain.json()).toEqual({ entries: [] });
-          expect((await first).json()).toEqual({ entries: [] });
-          expect((await readPool()).statusCode).toBe(200);
-        } finally {
-          await small.close();
-        }
+            expect(plain.json()).toEqual({ entries: [] });
+            expect((await first).json()).toEqual({ entries: [] });
+            expect((await readPool()).statusCode).toBe(200);
+          },
+        );
       });
 
       it('returns an entry added while it waits', async () => {
@@ -1298,17 +1290,7 @@ describe('streams API', () => {
       ['POST', '/redis/streams/s/groups/g/claim', 'write'],
     ] as const)('%s %s needs redis:%s and a token', async (method, url, scope) => {
       const body = method === 'POST' ? {} : undefined;
-      const noToken = await t.call(method, url, { body });
-      expectProblem(noToken, 401, 'INVALID_TOKEN');
-      expect(noToken.headers['www-authenticate']).toBe('Bearer error="invalid_token"');
-      const other = scope === 'read' ? t.tokens.write : t.tokens.read;
-      for (const token of [t.tokens.none, other]) {
-        const response = await t.call(method, url, { token, body });
-        expectProblem(response, 403, 'INSUFFICIENT_SCOPE');
-        expect(response.headers['www-authenticate']).toBe(
-          `Bearer error="insufficient_scope", scope="redis:${scope}"`,
-        );
-      }
+      await expectScopeGuarded(t, method, url, scope, body);
       const allowed = await t.call(method, url, { token: t.tokens.both, body });
       expect([200, 201, 204, 400, 404]).toContain(allowed.statusCode);
     });

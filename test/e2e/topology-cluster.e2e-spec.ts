@@ -3,34 +3,22 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis } from 'ioredis';
 import { NO_CALLER_LIMITS, TestApp, uniquePrefix, type Response } from '../support/app';
 import { eventually, sleep } from '../support/ports';
-import { SseClient } from '../support/sse';
+import { SseClient, bearer } from '../support/sse';
 import type { RedisServer } from '../support/redis';
 import { RedisClusterSet } from '../support/topology';
+import { expectProblem } from '../support/problems';
+import { report } from '../support/figures';
 
 /**
- * The gateway on a Redis Cluster of 3 masters (issue 7, RELIABILITY.md R-16): multi-key
- * operations split by hash slot, SCAN across every master behind one cursor, the topology in
- * /redis/status, pub/sub from any master, each module's main operations with keys in several
- * slots, and a slot migrated under traffic (MOVED/ASK). Figures print with FAILURES_REPORT=1.
+ * The gateway on a Redis Cluster of 3 masters (R-16): multi-key operations split by hash slot,
+ * SCAN across every master behind one cursor, the topology in /redis/status, pub/sub from any
+ * master, each module's main operations with keys in several slots, a slot migrated under
+ * traffic (MOVED/ASK) and a master killed under traffic. Figures print with FAILURES_REPORT=1.
  */
 
-const report = (line: string) => {
-  if (process.env.FAILURES_REPORT) {
-    process.stdout.write(`${line}\n`);
-  }
-};
-
-const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const kv = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 
-function expectProblem(response: Response, status: number, code: string): void {
-  expect({ status: response.statusCode, code: response.json<{ code: string }>().code }).toEqual({
-    status,
-    code,
-  });
-}
-
-describe('cluster mode: 3 masters (issue 7)', () => {
+describe('cluster mode: 3 masters', () => {
   let set: RedisClusterSet;
   let t: TestApp;
   /** A direct cluster client for assertions (t.redis is a plain client to one node). */

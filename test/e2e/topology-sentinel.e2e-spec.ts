@@ -1,8 +1,8 @@
 /**
- * The gateway in sentinel mode (issue 7, RELIABILITY.md R-15): it finds the primary through
- * Sentinel, and when the primary is killed (kill -9) or handed over (SENTINEL FAILOVER) under
- * write traffic, requests fail only with 503 (504 OUTCOME_UNKNOWN for a write in flight) for
- * about the failover time and then succeed without a restart; pub/sub subscribers get
+ * The gateway in sentinel mode (R-15): it finds the primary through Sentinel, and when the
+ * primary is killed (kill -9) or handed over (SENTINEL FAILOVER) under write traffic, requests
+ * fail only with 503 (504 OUTCOME_UNKNOWN for a write in flight) for about the failover time
+ * and then succeed without a restart; pub/sub subscribers get
  * `event: reconnected` and the messages published after it; a stream tail carries on. Each
  * acknowledged write is looked for on the new primary: the API offers no WAIT, so replication
  * is asynchronous and may lose the last writes — counted and reported, not hidden.
@@ -11,23 +11,18 @@
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { RedisManager } from '../../src/redis/redis-manager';
-import { TestApp } from '../support/app';
+import { RedisConnections } from '../../src/redis/connections';
+import { TestApp, withApp } from '../support/app';
 import { eventually, sleep } from '../support/ports';
 import { SseClient } from '../support/sse';
 import { SentinelSet } from '../support/topology';
+import { report } from '../support/figures';
 
 /** The client-side deadline of every request: a gateway answer later than this is a hang. */
 const CLIENT_DEADLINE_MS = 3000;
 /** Concurrent request loops, each a PUT of a new key then a GET of it, paced. */
 const LOOPS = 20;
 const LOOP_PAUSE_MS = 50;
-
-function report(id: string, figures: Record<string, unknown>): void {
-  if (process.env.FAILURES_REPORT) {
-    process.stderr.write(`${id} ${JSON.stringify(figures)}\n`);
-  }
-}
 
 interface Outcome {
   kind: 'put' | 'get';
@@ -247,7 +242,7 @@ function analyse(outcomes: Outcome[], faultAt: number, recoveredAt: number) {
   };
 }
 
-describe('sentinel mode (issue 7, R-15)', () => {
+describe('sentinel mode (R-15)', () => {
   let issuer: LocalIssuer;
 
   beforeAll(async () => {
@@ -264,9 +259,8 @@ describe('sentinel mode (issue 7, R-15)', () => {
     locks: { delayedRestartMs: number } = { delayedRestartMs: 0 },
   ) {
     const set = await SentinelSet.start();
-    let t: TestApp | undefined;
     try {
-      t = await TestApp.create({
+      const options = {
         issuer,
         listen: true,
         sentinel: { nodes: set.sentinelNodes, name: SentinelSet.NAME },
@@ -275,10 +269,9 @@ describe('sentinel mode (issue 7, R-15)', () => {
           // Off, unless the case is about it: these cases are not about locks.
           locks,
         },
-      });
-      await run(t, set);
+      };
+      await withApp(options, (t) => run(t, set));
     } finally {
-      await t?.close();
       await set.stop();
     }
   }
@@ -312,7 +305,7 @@ describe('sentinel mode (issue 7, R-15)', () => {
     // resolves the new primary (seen about once in ten kill -9 failovers under load). The
     // gateway starts such a connection again; here one is ended by hand.
     await withSentinelApp(async (t) => {
-      const manager = t.app.get(RedisManager);
+      const manager = t.app.get(RedisConnections);
       const ended = new Promise((resolve) => manager.command.once('end', resolve));
       manager.command.disconnect();
       await ended;

@@ -317,6 +317,22 @@ export class TestApp {
   }
 }
 
+/**
+ * A TestApp for the length of `run`, closed however `run` ends; answers what `run` answers.
+ * For an app that only one test (or one helper) uses: a suite-wide app lives in beforeAll.
+ */
+export async function withApp<T>(
+  options: TestAppOptions,
+  run: (t: TestApp) => Promise<T>,
+): Promise<T> {
+  const t = await TestApp.create(options);
+  try {
+    return await run(t);
+  } finally {
+    await t.close();
+  }
+}
+
 export function json<T = Record<string, unknown>>(response: Response): T {
   return response.json<T>();
 }

@@ -1,6 +1,6 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
 
-/** What the proxy does with the bytes of its connections (RELIABILITY.md §7.2). */
+/** What the proxy does with the bytes of its connections (docs/testing.md, the fault proxy). */
 export type FaultMode =
   | { kind: 'pass' }
   | { kind: 'delay'; ms: number }

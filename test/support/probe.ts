@@ -66,3 +66,25 @@ export async function whileProbing<T>(
     clearInterval(ticker);
   }
 }
+
+/**
+ * Watches this process's event loop from now on: `stop()` ends the watch and answers its
+ * longest block in milliseconds. The app under test and the load generator share this process,
+ * so on a busy machine every latency a test measures is late by up to this much; timing bounds
+ * add it rather than fail by chance (docs/testing.md, "Timing bounds").
+ */
+export function watchEventLoop(): { stop(): number } {
+  let longest = 0;
+  let tick = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - tick - 10);
+    tick = now;
+  }, 10);
+  return {
+    stop() {
+      clearInterval(ticker);
+      return Math.max(0, longest);
+    },
+  };
+}

@@ -1,6 +1,23 @@
 import { request, type ClientRequest, type IncomingHttpHeaders } from 'node:http';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 
+/** The Authorization header that carries a bearer token. */
+export const bearer = (token: string): { authorization: string } => ({
+  authorization: `Bearer ${token}`,
+});
+
+/** The SSE path of a pub/sub channel. */
+export const channelEvents = (channel: string): string =>
+  `/redis/pubsub/channels/${encodeURIComponent(channel)}/events`;
+
+/** The SSE path of a pub/sub pattern subscription. */
+export const patternEvents = (pattern: string): string =>
+  `/redis/pubsub/patterns/${encodeURIComponent(pattern)}/events`;
+
+/** The SSE path of a stream tail. */
+export const streamEvents = (key: string): string =>
+  `/redis/streams/${encodeURIComponent(key)}/events`;
+
 export interface SseMessage {
   event: string;
   data: string;
@@ -124,4 +141,19 @@ export class SseClient {
       waiter();
     }
   }
+}
+
+/**
+ * The head of an SSE answer: 200 text/event-stream, with the headers that keep proxies from
+ * buffering or compressing it (S-2) even when the client offers compression.
+ */
+export function expectStreamHeaders(client: SseClient): void {
+  expect(client.status).toBe(200);
+  expect(client.headers['content-type']).toMatch(/^text\/event-stream/);
+  expect(client.headers['cache-control']).toMatch(/no-cache/);
+  expect(client.headers['cache-control']).toMatch(/no-transform/);
+  expect(client.headers['x-accel-buffering']).toBe('no');
+  expect(client.headers['content-encoding']).toBeUndefined();
+  expect(client.headers['content-length']).toBeUndefined();
+  expect(client.headers['x-request-id']).toBeDefined();
 }

@@ -20,7 +20,8 @@ export function redisCli(args: string[]): Promise<string> {
 
 /**
  * A Redis Cluster of `masters` primaries (no replicas) from the redis-server binary, on free
- * loopback ports, created with `redis-cli --cluster create` (RELIABILITY.md, issue 7).
+ * loopback ports, created with `redis-cli --cluster create`: the `cluster` Jest project runs on
+ * one, and the cluster cases (R-16) start their own.
  */
 export class RedisClusterSet {
   private constructor(readonly servers: RedisServer[]) {}

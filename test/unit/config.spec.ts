@@ -46,7 +46,7 @@ describe('configuration', () => {
       maxBlockMs: 30000,
       maxPatternBytes: 256,
       maxResponseBytes: 16 * 1024 * 1024,
-      maxJsonValues: 50000,
+      maxJsonValues: 20000,
     });
     expect(config.auth.keyPatternsClaim).toBe('redis_keys');
     expect(config.sse.heartbeatMs).toBe(15000);
@@ -55,7 +55,7 @@ describe('configuration', () => {
     expect(config.locks.delayedRestartMs).toBe(300000);
   });
 
-  it('reads every environment name of API.md', () => {
+  it('reads every environment variable of README.md, Configuration', () => {
     const config = loadConfig({
       env: {
         ...REQUIRED,

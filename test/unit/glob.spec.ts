@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
-import { escapeGlob, globMatch } from '../../src/auth/glob';
+import { escapeGlob, globMatch } from '../../src/common/glob';
 import { uniquePrefix } from '../support/app';
 
 /**

@@ -1,7 +1,9 @@
 import calculateSlot from 'cluster-key-slot';
 import type { AppConfig } from '../../src/config/app-config';
 import { ConfigError, loadConfig } from '../../src/config/config.loader';
-import { Keyspace, prefixTag, slotGroups } from '../../src/redis/keys';
+import { prefixTag } from '../../src/common/hash-tags';
+import { slotGroups } from '../../src/redis/cluster';
+import { Keyspace } from '../../src/redis/keys';
 
 const keyspace = (keyPrefix: string) =>
   new Keyspace({ redis: { keyPrefix }, limits: { maxKeyBytes: 1024 } } as AppConfig);

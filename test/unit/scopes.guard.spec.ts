@@ -1,7 +1,7 @@
 import { Logger, type ExecutionContext } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import type { Principal } from '../../src/auth/principal';
-import { Public } from '../../src/auth/public.decorator';
+import { Public } from '../../src/common/public.decorator';
 import { RequireScopes } from '../../src/auth/require-scopes.decorator';
 import { SCOPES } from '../../src/auth/scopes';
 import { ScopesGuard } from '../../src/auth/scopes.guard';

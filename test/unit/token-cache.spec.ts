@@ -8,7 +8,7 @@ const principal = (sub: string, exp: number): Principal => ({
   exp,
 });
 
-describe('TokenCache (verified tokens, issue 6)', () => {
+describe('TokenCache (verified tokens)', () => {
   const now = 1_700_000_000_000;
   const inAnHour = now / 1000 + 3600;
 

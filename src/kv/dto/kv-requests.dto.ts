@@ -52,7 +52,7 @@ export class CreateValueDto extends SetOptions {
   @ApiPropertyOptional({
     minimum: 1,
     maximum: MAX_TTL_SECONDS,
-    description: 'Same as `ttl` (from the original design); give one of the two',
+    description: 'Same as `ttl`; give one of the two',
   })
   @Optional()
   @IsInt()

@@ -1,4 +1,4 @@
--- XADD at most once per idempotency key (RELIABILITY.md X-3): a retry of an add whose reply
+-- XADD at most once per idempotency key (X-3 in docs/testing.md): a retry of an add whose reply
 -- was lost finds the record and gets the id of the entry the first attempt added.
 -- KEYS[1] the stream, KEYS[2] the idempotency record (in the stream's hash slot).
 -- ARGV[1] how long the record lives (seconds), ARGV[2] the request's fingerprint,

@@ -1,3 +1,5 @@
+import { ASCII } from './ascii';
+
 /**
  * Redis glob matching (the rules of Redis's `stringmatchlen`: `*`, `?`, `[abc]`, `[^a-z]`,
  * `\x`), on the UTF-8 bytes Redis itself compares, so an authorisation decision is made on
@@ -42,13 +44,15 @@ export function globMatch(pattern: string, subject: string): boolean {
   return pi === p.length;
 }
 
-const STAR = 0x2a;
-const QUESTION = 0x3f;
-const OPEN = 0x5b;
-const CLOSE = 0x5d;
-const CARET = 0x5e;
-const BACKSLASH = 0x5c;
-const DASH = 0x2d;
+const {
+  star: STAR,
+  question: QUESTION,
+  openBracket: OPEN,
+  closeBracket: CLOSE,
+  caret: CARET,
+  backslash: BACKSLASH,
+  dash: DASH,
+} = ASCII;
 
 /** Matches one subject byte at p[pi]; returns how many pattern bytes it used, or -1. */
 function matchOne(p: Buffer, pi: number, byte: number): number {

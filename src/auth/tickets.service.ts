@@ -1,17 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { Body, Controller, HttpCode, Injectable, Post } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { CurrentPrincipal } from '../auth/current-principal.decorator';
-import type { Principal } from '../auth/principal';
-import { RequireScopes } from '../auth/require-scopes.decorator';
-import { SCOPES } from '../auth/scopes';
+import { Injectable } from '@nestjs/common';
 import { AppError } from '../errors/app-error';
-import { ApiProblems } from '../errors/api-problems.decorator';
+import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
-import { RedisManager } from '../redis/redis-manager';
-import { TicketDto, TicketRequestDto } from './sse.dto';
+import type { TicketDto } from './dto/tickets.dto';
+import type { Principal } from './principal';
 
-/** How long a ticket is valid (API.md). */
+/** How long a ticket is valid. */
 export const TICKET_TTL_MS = 30000;
 
 /** The SSE paths a ticket may open: one name segment each. */
@@ -36,14 +31,14 @@ function canonicalPath(path: string): string | null {
 
 /**
  * Single-use stream tickets for browsers, whose EventSource cannot send an Authorization
- * header (API.md): a random ticket bound to the token's subject, scopes and key patterns and
+ * header: a random ticket bound to the token's subject, scopes and key patterns and
  * to one SSE path, valid for 30 s. It lives in Redis (under the gateway's namespace, by its
  * hash only), so any instance behind a load balancer can redeem it, exactly once (GETDEL).
  */
 @Injectable()
-export class Tickets {
+export class TicketsService {
   constructor(
-    private readonly redis: RedisManager,
+    private readonly redis: RedisExecutor,
     private readonly keyspace: Keyspace,
   ) {}
 
@@ -69,7 +64,7 @@ export class Tickets {
       exp: principal.exp,
       path: canonical,
     };
-    await this.redis.exec('tickets.issue', 'write', (client) =>
+    await this.redis.run('tickets.issue', 'write', (client) =>
       client.set(this.recordKey(ticket), JSON.stringify(stored), 'PXAT', expiresAt),
     );
     return { ticket, expiresAt: new Date(expiresAt).toISOString() };
@@ -83,7 +78,7 @@ export class Tickets {
     if (!/^[A-Za-z0-9_-]{43}$/.test(ticket)) {
       return null;
     }
-    const raw = await this.redis.exec('tickets.redeem', 'write', (client) =>
+    const raw = await this.redis.run('tickets.redeem', 'write', (client) =>
       client.getdel(this.recordKey(ticket)),
     );
     if (raw === null) {
@@ -103,31 +98,6 @@ export class Tickets {
 
   private recordKey(ticket: string): string {
     const digest = createHash('sha256').update(ticket).digest('hex');
-    return this.keyspace.reservedKey('ticket', digest);
-  }
-}
-
-@ApiTags('pub/sub')
-@Controller('redis/tickets')
-export class TicketsController {
-  constructor(private readonly tickets: Tickets) {}
-
-  @Post()
-  @HttpCode(200)
-  @RequireScopes(SCOPES.read)
-  @ApiOperation({
-    summary: "A single-use ticket that opens one SSE path without a header (browsers' EventSource)",
-    description:
-      'Valid for 30 s (never past the token), bound to the token subject, scopes and key ' +
-      'patterns and to that one path: open it as `<path>?ticket=<ticket>`. Every SSE path ' +
-      'needs redis:read, so a ticket does too.',
-  })
-  @ApiOkResponse({ type: TicketDto })
-  @ApiProblems(400, 503, 504)
-  issue(
-    @CurrentPrincipal() principal: Principal,
-    @Body() body: TicketRequestDto,
-  ): Promise<TicketDto> {
-    return this.tickets.issue(principal, body.path);
+    return this.keyspace.reservedKey(`ticket:${digest}`);
   }
 }
