@@ -516,7 +516,7 @@ async function main(): Promise<void> {
   // request) but far out of reach, so every row measures serving, not refusing.
   writeFileSync(
     configFile,
-    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 100000000\n  burst: 100000000\n',
+    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 10000000\n  burst: 100000000\n',
   );
   // The same, with the rate limits off: what the limiter costs.
   const unlimitedConfigFile = join(dir, 'bench-unlimited.yaml');

@@ -4,6 +4,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, type AppOptions } from './app.module';
+import { RequestGuard } from './auth/request-guard';
 import type { AppConfig } from './config/app-config';
 import { installBodyParsers } from './common/body-parsers';
 import { AppValidationPipe } from './common/validation';
@@ -74,14 +75,16 @@ export async function createApp(
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
-  installBodyParsers(fastify, config);
-  // Data answers are never to be sniffed as another type nor kept by a cache on the way.
+  // Data answers are never to be sniffed as another type nor kept by a cache on the way
+  // (refusals included: this runs before the request guard).
   fastify.addHook('onRequest', (request, reply, done) => {
     if (request.url.startsWith('/redis')) {
       void reply.header('x-content-type-options', 'nosniff').header('cache-control', 'no-store');
     }
     done();
   });
+  app.get(RequestGuard).install(fastify, app);
+  installBodyParsers(fastify, config);
   app.useGlobalPipes(new AppValidationPipe());
   serveOpenApi(app);
   await app.init();

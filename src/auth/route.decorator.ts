@@ -33,7 +33,7 @@ const SCOPE_PROBLEMS: Record<Scope, ProblemEntry[]> = {
 
 /**
  * One route, declared once: the HTTP method and path, the scope it needs (fail-closed, see
- * ScopesGuard), the success status and body, and every problem it can answer, for the router,
+ * RequestGuard), the success status and body, and every problem it can answer, for the router,
  * the guards and the OpenAPI document alike.
  */
 function route(scope: Scope, method: Method, path: string, spec: RouteSpec): MethodDecorator {

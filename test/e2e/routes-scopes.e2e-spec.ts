@@ -1,15 +1,10 @@
-import { Controller, Get, RequestMethod, type INestApplicationContext } from '@nestjs/common';
-import { METHOD_METADATA, PATH_METADATA } from '@nestjs/common/constants';
-import { DiscoveryService, MetadataScanner, ModulesContainer, Reflector } from '@nestjs/core';
+import { Controller, Get } from '@nestjs/common';
 import type { OpenAPIObject } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
-import { IS_PUBLIC, Public } from '../../src/common/public.decorator';
-import {
-  BEARER_SCHEME,
-  REQUIRED_SCOPES,
-  RequireScopes,
-} from '../../src/auth/require-scopes.decorator';
-import { ALL_SCOPES, type Scope } from '../../src/auth/scopes';
+import { Public } from '../../src/common/public.decorator';
+import { discoverRoutes, type RouteAccess } from '../../src/auth/route-access';
+import { BEARER_SCHEME, RequireScopes } from '../../src/auth/require-scopes.decorator';
+import { ALL_SCOPES } from '../../src/auth/scopes';
 import { buildOpenApiDocument } from '../../src/openapi/openapi';
 import { TestApp } from '../support/app';
 
@@ -18,7 +13,7 @@ import { TestApp } from '../support/app';
  * every controller method with a route, its HTTP method, full path, `@RequireScopes()` and
  * `@Public()` — and compared with the one below, so a change of access is a change to this file
  * and shows in review. Access fails closed: a route with neither annotation is refused for
- * everyone by ScopesGuard, and fails this test.
+ * everyone by the request guard, and fails this test.
  */
 const EXPECTED_ACCESS = `
 GET     /healthz                     public
@@ -68,71 +63,7 @@ POST    /redis/tickets                               redis:read
 
 const NOT_ANNOTATED = 'NOT ANNOTATED (refused for everyone)';
 
-interface Route {
-  method: string;
-  path: string;
-  handler: string;
-  isPublic: boolean;
-  scopes: Scope[] | undefined;
-}
-
-/** Nest keeps a path as a string or a list of strings (several paths for one handler). */
-const asList = (value: string | string[] | undefined): string[] =>
-  value === undefined ? [''] : Array.isArray(value) ? value : [value];
-
-function joinPath(...parts: string[]): string {
-  const joined = parts
-    .flatMap((part) => part.split('/'))
-    .filter(Boolean)
-    .join('/');
-  return `/${joined}`;
-}
-
-/** Every route the application's controllers declare, with its access metadata. */
-function discoverRoutes(app: INestApplicationContext): Route[] {
-  const discovery = new DiscoveryService(app.get(ModulesContainer));
-  const scanner = new MetadataScanner();
-  const reflector = new Reflector();
-  const routes: Route[] = [];
-  for (const wrapper of discovery.getControllers()) {
-    const controller = wrapper.metatype as (new (...args: never[]) => object) | null;
-    if (!controller) {
-      continue;
-    }
-    const prototype = controller.prototype as Record<string, unknown>;
-    const controllerPaths = asList(
-      Reflect.getMetadata(PATH_METADATA, controller) as string | string[] | undefined,
-    );
-    for (const name of scanner.getAllMethodNames(prototype)) {
-      const handler = prototype[name] as (...args: unknown[]) => unknown;
-      const methodPath = Reflect.getMetadata(PATH_METADATA, handler) as
-        string | string[] | undefined;
-      if (methodPath === undefined) {
-        continue;
-      }
-      const method = RequestMethod[Reflect.getMetadata(METHOD_METADATA, handler) as number];
-      // The same lookups, in the same order, as the guards make.
-      const targets = [handler, controller];
-      const isPublic =
-        reflector.getAllAndOverride<boolean | undefined>(IS_PUBLIC, targets) ?? false;
-      const scopes = reflector.getAllAndOverride<Scope[] | undefined>(REQUIRED_SCOPES, targets);
-      for (const base of controllerPaths) {
-        for (const path of asList(methodPath)) {
-          routes.push({
-            method,
-            path: joinPath(base, path),
-            handler: `${controller.name}.${name}`,
-            isPublic,
-            scopes,
-          });
-        }
-      }
-    }
-  }
-  // Plain code-unit order, the same in every locale.
-  const order = (route: Route) => `${route.path} ${route.method}`;
-  return routes.sort((a, b) => (order(a) < order(b) ? -1 : order(a) > order(b) ? 1 : 0));
-}
+type Route = RouteAccess;
 
 function access(route: Route): string {
   if (route.isPublic) {

@@ -1,16 +1,12 @@
-import { Injectable, Logger, type ExecutionContext } from '@nestjs/common';
-import { AppConfig } from '../config/app-config';
-import { Reflector } from '@nestjs/core';
-import { AuthGuard } from '@nestjs/passport';
+import { Injectable, Logger } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
+import { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
 import { RateLimits } from '../limits/rate-limits';
 import { GatewayMetrics } from '../observability/gateway-metrics';
-import { ACCEPTS_TICKET } from './accepts-ticket.decorator';
 import { JwksKeyResolver } from './jwks';
-import { TokenClaimsError } from './jwt.strategy';
+import { JwtStrategy, TokenClaimsError } from './jwt.strategy';
 import type { Principal } from './principal';
-import { IS_PUBLIC } from '../common/public.decorator';
 import { TicketsService } from './tickets.service';
 import { TokenCache } from './token-cache';
 
@@ -54,14 +50,28 @@ export function failureReason(error: unknown): string {
   return 'malformed';
 }
 
+const BEARER = /^Bearer (\S+)$/;
+
+/** What passport calls on a strategy's use (passport-strategy's outcome methods). */
+interface StrategyUse {
+  authenticate(request: unknown, options: object): void;
+  success(user: Principal): void;
+  fail(info: unknown): void;
+  error(error: unknown): void;
+  pass(): void;
+  redirect(): void;
+}
+
 /**
- * The global authentication guard: every route needs a valid bearer token unless it is
- * `@Public()`. A token is read from the Authorization header only; one sent in the URL is
- * never used, and two ways at once are refused (RFC 6750 §2).
+ * Who is calling: the caller of a request from its bearer token (or, where a route takes one,
+ * a stream ticket). A token is read from the Authorization header only; one sent in the URL is
+ * never used, and two ways at once are refused (RFC 6750 §2). A token verified a moment ago
+ * comes from a cache without any signature work; one that is not is verified once, however
+ * many requests bring it at the same time, by the passport-jwt strategy (keys from the JWKS).
  */
 @Injectable()
-export class JwtAuthGuard extends AuthGuard('jwt') {
-  private readonly logger = new Logger(JwtAuthGuard.name);
+export class Authenticator {
+  private readonly logger = new Logger('Auth');
   private readonly cache: TokenCache;
   /**
    * Tokens that verified before, kept until their `exp` (by hash): when one's entry in `cache`
@@ -73,63 +83,42 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   private readonly verifying = new Map<string, Promise<Principal>>();
 
   constructor(
-    private readonly reflector: Reflector,
+    private readonly strategy: JwtStrategy,
     private readonly keys: JwksKeyResolver,
     private readonly metrics: GatewayMetrics,
     private readonly tickets: TicketsService,
     private readonly limits: RateLimits,
     config: AppConfig,
   ) {
-    super();
-    const { tokenCacheSize, tokenCacheTtlMs, clockToleranceS } = config.auth;
+    const { tokenCacheSize, tokenCacheTtlMs, clockToleranceS, maxTokenLifetimeS } = config.auth;
     this.cache = new TokenCache(tokenCacheSize, tokenCacheTtlMs, clockToleranceS);
-    this.knownGood = new TokenCache(
-      tokenCacheSize,
-      config.auth.maxTokenLifetimeS * 1000,
-      clockToleranceS,
-    );
-  }
-
-  override async canActivate(context: ExecutionContext): Promise<boolean> {
-    const targets = [context.getHandler(), context.getClass()];
-    if (this.reflector.getAllAndOverride<boolean>(IS_PUBLIC, targets)) {
-      return true;
-    }
-    const request = context.switchToHttp().getRequest<FastifyRequest>();
-    this.checkTransport(request);
-    const ticket = (request.query as Record<string, unknown> | undefined)?.ticket;
-    if (
-      ticket !== undefined &&
-      this.reflector.getAllAndOverride<boolean>(ACCEPTS_TICKET, targets)
-    ) {
-      request.user = await this.redeem(request, ticket);
-      return true;
-    }
-    // A token verified a moment ago is taken from the cache: no signature check per request.
-    const bearer = /^Bearer (\S+)$/.exec(request.headers.authorization ?? '')?.[1];
-    if (bearer === undefined) {
-      // No token to check: passport refuses it (401) without any signature work.
-      return (await super.canActivate(context)) as boolean;
-    }
-    const cacheKey = TokenCache.key(bearer);
-    const user = this.cache.get(cacheKey) ?? (await this.verifyOnce(context, request, cacheKey));
-    request.user = user;
-    return true;
+    this.knownGood = new TokenCache(tokenCacheSize, maxTokenLifetimeS * 1000, clockToleranceS);
   }
 
   /**
-   * Verifies a token that is not in the cache, once however many requests bring it at the same
-   * time (a service that starts and sends a hundred requests with a new token costs one
-   * signature check, and one of its address's verifications); the others wait for that result.
+   * The caller of a request: at once (no promise) for a token in the cache, else once its
+   * verification is done; throws 401 (or 400, 429) when there is none to be had.
    */
-  private verifyOnce(
-    context: ExecutionContext,
-    request: FastifyRequest,
-    cacheKey: string,
-  ): Promise<Principal> {
+  principal(request: FastifyRequest, acceptsTicket: boolean): Principal | Promise<Principal> {
+    this.checkTransport(request);
+    const ticket = (request.query as Record<string, unknown> | undefined)?.ticket;
+    if (ticket !== undefined && acceptsTicket) {
+      return this.redeem(request, ticket);
+    }
+    const bearer = BEARER.exec(request.headers.authorization ?? '')?.[1];
+    if (bearer === undefined) {
+      // No token in the common form: the strategy's own extraction decides (a lower-case
+      // scheme is still a bearer token), uncached.
+      return this.verify(request);
+    }
+    const cacheKey = TokenCache.key(bearer);
+    return this.cache.get(cacheKey) ?? this.verifyOnce(request, cacheKey);
+  }
+
+  private verifyOnce(request: FastifyRequest, cacheKey: string): Promise<Principal> {
     let verifying = this.verifying.get(cacheKey);
     if (!verifying) {
-      verifying = this.verify(context, request, cacheKey).finally(() =>
+      verifying = this.verifyCharged(request, cacheKey).finally(() =>
         this.verifying.delete(cacheKey),
       );
       this.verifying.set(cacheKey, verifying);
@@ -137,20 +126,14 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     return verifying;
   }
 
-  private async verify(
-    context: ExecutionContext,
-    request: FastifyRequest,
-    cacheKey: string,
-  ): Promise<Principal> {
+  private async verifyCharged(request: FastifyRequest, cacheKey: string): Promise<Principal> {
     // An address that sent too many refused tokens gets 429 before any signature work; its
     // verification is charged first and given back when the token is good.
     const charged = this.knownGood.get(cacheKey) === undefined;
     if (charged) {
       await this.limits.chargeVerification(request.ip);
     }
-    await this.keys.ready();
-    await super.canActivate(context);
-    const principal = request.user as Principal;
+    const principal = await this.verify(request);
     if (charged) {
       this.limits.refundVerification(request.ip);
     }
@@ -159,18 +142,25 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
     return principal;
   }
 
-  override handleRequest<TUser>(error: unknown, user: TUser, info: unknown): TUser {
-    if (user) {
-      return user;
-    }
-    const reason = failureReason(error ?? info);
-    this.refused(reason);
-    this.logger.debug({ reason }, 'token refused');
-    throw this.invalidToken();
-  }
-
-  private refused(reason: string): void {
-    this.metrics.authFailures.inc({ reason });
+  /** passport-jwt's strategy on this request: its verdict, or 401 with the reason counted. */
+  private async verify(request: FastifyRequest): Promise<Principal> {
+    await this.keys.ready();
+    return new Promise<Principal>((resolve, reject) => {
+      const refuse = (cause: unknown) => {
+        const reason = failureReason(cause);
+        this.refused(reason);
+        this.logger.debug({ reason }, 'token refused');
+        reject(this.invalidToken());
+      };
+      // One use of the strategy: passport's way, an object whose outcome methods are ours.
+      const once = Object.create(this.strategy) as StrategyUse;
+      once.success = (user) => resolve(user);
+      once.fail = (info) => refuse(info);
+      once.error = (error) => refuse(error);
+      once.pass = () => refuse(undefined);
+      once.redirect = () => refuse(undefined);
+      once.authenticate(request, {});
+    });
   }
 
   /** A stream ticket in place of the header: valid once, for its own path only (else 401). */
@@ -191,9 +181,13 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   }
 
   private checkTransport(request: FastifyRequest): void {
-    const authorizationHeaders = request.raw.rawHeaders.filter(
-      (_, index, all) => index % 2 === 0 && all[index].toLowerCase() === 'authorization',
-    ).length;
+    const raw = request.raw.rawHeaders;
+    let authorizationHeaders = 0;
+    for (let index = 0; index < raw.length; index += 2) {
+      if (raw[index].length === 13 && raw[index].toLowerCase() === 'authorization') {
+        authorizationHeaders += 1;
+      }
+    }
     if (authorizationHeaders > 1) {
       this.refused('malformed');
       throw new AppError('BAD_REQUEST', 'Send exactly one Authorization header.');
@@ -207,6 +201,10 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
       this.refused('token_in_url');
       throw this.invalidToken();
     }
+  }
+
+  private refused(reason: string): void {
+    this.metrics.authFailures.inc({ reason });
   }
 
   private invalidToken(): AppError {
