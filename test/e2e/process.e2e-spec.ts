@@ -101,16 +101,24 @@ describe('the service process (dist/main.js)', () => {
     // The command connections (one for writes, one for reads) and the pub/sub subscriber.
     await eventually(async () => expect(await gatewayClients()).toBe(3));
 
-    // Redis stalls for 600 ms, so this request is in flight when the signal arrives.
+    // The token is verified (keys fetched, cached) before the stall, so the PUT below reaches
+    // its Redis call at once: a request still being authenticated when the signal arrives would
+    // rightly be refused with 503 as the server closes, and a busy machine makes that likely.
+    const warm = await fetch(`${service.baseUrl}/redis/kv/warm`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
+    expect(warm.status).toBe(404);
+    // Redis stalls for 800 ms (under the 1 s command timeout), so this request is in flight
+    // when the signal arrives.
     const stall = redis.client();
-    void stall.call('DEBUG', 'SLEEP', '0.6').catch(() => undefined);
+    void stall.call('DEBUG', 'SLEEP', '0.8').catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 50));
     const inFlight = fetch(`${service.baseUrl}/redis/kv/slow`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
       body: JSON.stringify({ value: 'finished' }),
     });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 300));
     service.child.kill('SIGTERM');
 
     const response = await inFlight;
