@@ -1,8 +1,10 @@
 // The same-run baseline of bench/http.bench.ts: what a bare Fastify + ioredis service does on this
-// machine, so the gateway's figures read as a ratio rather than as absolute numbers. One route,
-// GET /kv/:key, answering { key, value } from one Redis GET on an auto-pipelined connection
-// (concurrent requests share one write to Redis), with a response schema (Fastify's compiled
-// serializer); no auth, no validation, no logging, no metrics. Plain CommonJS, so it runs as is.
+// machine, so the gateway's figures read as a ratio rather than as absolute numbers. Two routes on
+// an auto-pipelined connection (concurrent requests share one write to Redis), each with a
+// response schema (Fastify's compiled serializer): GET /kv/:key answers { key, value } from one
+// Redis GET, and PUT /kv/:key takes { value } as JSON and answers { key } after one SET (the
+// ceiling of the gateway's writes). No auth, no validation, no logging, no metrics. Plain
+// CommonJS, so it runs as is.
 //
 //   REDIS_URL=redis://127.0.0.1:6379 PORT=8081 node bench/baseline-server.js
 /* eslint-disable @typescript-eslint/no-require-imports -- plain CommonJS, run without a build */
@@ -34,6 +36,16 @@ app.get(
       return reply.code(404).send({ key, error: 'not found' });
     }
     return { key, value };
+  },
+);
+
+app.put(
+  '/kv/:key',
+  { schema: { response: { 200: { type: 'object', properties: { key: { type: 'string' } } } } } },
+  async (request) => {
+    const { key } = request.params;
+    await redis.set(key, String(request.body?.value ?? ''));
+    return { key };
   },
 );
 

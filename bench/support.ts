@@ -14,6 +14,8 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 /** Where a spawned process runs: `cpu` pins it (and its threads) to that CPU with taskset. */
 export interface Placement {
   cpu?: number;
+  /** Node options before the script (`--cpu-prof` is not allowed in NODE_OPTIONS). */
+  execArgv?: string[];
 }
 
 /**
@@ -52,6 +54,7 @@ function spawnOn(
   args: string[],
   options: Parameters<typeof spawn>[2],
 ): ChildProcess {
+  args = command === process.execPath ? [...(placement.execArgv ?? []), ...args] : args;
   return placement.cpu === undefined
     ? spawn(command, args, options)
     : spawn('taskset', ['-c', String(placement.cpu), command, ...args], options);
@@ -199,6 +202,8 @@ export interface Gateway {
   url: string;
   pid: number;
   stop: () => void;
+  /** Settles when the process has exited (a CPU profile it writes is then complete). */
+  exited: Promise<void>;
 }
 
 /**
@@ -246,12 +251,13 @@ async function startServer(
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
   for (let attempt = 0; attempt < 100; attempt++) {
     try {
       const response = await fetch(`${url}${readyPath}`);
       await response.arrayBuffer();
       if (response.ok || readyPath.endsWith('/')) {
-        return { url, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM') };
+        return { url, pid: child.pid ?? 0, stop: () => child.kill('SIGTERM'), exited };
       }
     } catch {
       // not listening yet

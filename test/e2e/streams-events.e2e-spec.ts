@@ -297,13 +297,11 @@ describe('stream tails over Server-Sent Events', () => {
     await eventually(
       async () => {
         expect(streamClients()).toBe(0);
-        if (t.topology === 'cluster') {
-          // A cluster client closes its node connections after it is discarded: some counted
-          // in the baseline may still have been closing then. None may be left over.
-          expect(await blockingClients()).toBeLessThanOrEqual(baseline);
-        } else {
-          expect(await blockingClients()).toBe(baseline);
-        }
+        // None may be left over. Fewer is no leak: a tail dropped while its XREAD blocks
+        // discards its connection rather than reuse it, and which of the baseline's idle
+        // connections the churn took depends on timing (on a busy machine, all of them); a
+        // cluster client also closes its node connections after it is discarded.
+        expect(await blockingClients()).toBeLessThanOrEqual(baseline);
         expect(t.app.get(RedisConnections).blocking.leased).toBe(0);
       },
       3000,
