@@ -7,6 +7,7 @@ import { AppModule, type AppOptions } from './app.module';
 import { RequestGuard } from './auth/request-guard';
 import type { AppConfig } from './config/app-config';
 import { installBodyParsers } from './common/body-parsers';
+import { installCors } from './common/cors';
 import { AppValidationPipe } from './common/validation';
 import { AppError } from './errors/app-error';
 import { ProblemFilter } from './errors/problem.filter';
@@ -75,6 +76,8 @@ export async function createApp(
   app.useLogger(app.get(Logger));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
+  // Before the request guard: preflights are answered here, refusals keep the CORS headers.
+  installCors(fastify, server.cors);
   // Data answers are never to be sniffed as another type nor kept by a cache on the way
   // (refusals included: this runs before the request guard).
   fastify.addHook('onRequest', (request, reply, done) => {
