@@ -1,7 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, type AppOptions } from './app.module';
 import { RequestGuard } from './auth/request-guard';
@@ -13,7 +12,8 @@ import { AppError } from './errors/app-error';
 import { ProblemFilter } from './errors/problem.filter';
 import { GatewayMetrics } from './observability/gateway-metrics';
 import { installHttpObservability } from './observability/http-observability';
-import { REQUEST_LOGGER, requestIdFor } from './observability/logging.module';
+import { REQUEST_LOGGER, ROOT_LOGGER, requestIdFor } from './observability/logging.module';
+import { NestPinoLogger } from './observability/nest-logger';
 import { serveOpenApi } from './openapi/openapi';
 
 /** How often Node looks for sockets past headersTimeoutMs or requestTimeoutMs. */
@@ -73,7 +73,7 @@ export async function createApp(
       bodyParser: false,
     },
   );
-  app.useLogger(app.get(Logger));
+  app.useLogger(new NestPinoLogger(app.get<PinoLogger>(ROOT_LOGGER)));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
   // Before the request guard: preflights are answered here, refusals keep the CORS headers.
