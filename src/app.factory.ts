@@ -1,18 +1,19 @@
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { Logger } from 'nestjs-pino';
 import type { Logger as PinoLogger } from 'pino';
 import { AppModule, type AppOptions } from './app.module';
 import { RequestGuard } from './auth/request-guard';
 import type { AppConfig } from './config/app-config';
 import { installBodyParsers } from './common/body-parsers';
+import { installCors } from './common/cors';
 import { AppValidationPipe } from './common/validation';
 import { AppError } from './errors/app-error';
 import { ProblemFilter } from './errors/problem.filter';
 import { GatewayMetrics } from './observability/gateway-metrics';
 import { installHttpObservability } from './observability/http-observability';
-import { REQUEST_LOGGER, requestIdFor } from './observability/logging.module';
+import { REQUEST_LOGGER, ROOT_LOGGER, requestIdFor } from './observability/logging.module';
+import { NestPinoLogger } from './observability/nest-logger';
 import { serveOpenApi } from './openapi/openapi';
 
 /** How often Node looks for sockets past headersTimeoutMs or requestTimeoutMs. */
@@ -72,9 +73,11 @@ export async function createApp(
       bodyParser: false,
     },
   );
-  app.useLogger(app.get(Logger));
+  app.useLogger(new NestPinoLogger(app.get<PinoLogger>(ROOT_LOGGER)));
   const fastify = app.getHttpAdapter().getInstance();
   installHttpObservability(fastify, app.get<PinoLogger>(REQUEST_LOGGER), app.get(GatewayMetrics));
+  // Before the request guard: preflights are answered here, refusals keep the CORS headers.
+  installCors(fastify, server.cors);
   // Data answers are never to be sniffed as another type nor kept by a cache on the way
   // (refusals included: this runs before the request guard).
   fastify.addHook('onRequest', (request, reply, done) => {

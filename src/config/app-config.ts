@@ -36,6 +36,15 @@ export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/**
+ * An origin as a browser serialises it: http or https, a lower-case host name, IPv4 or [IPv6]
+ * address, an optional port, and nothing after it (no path, no trailing slash, no wildcard).
+ */
+const CORS_ORIGIN =
+  /^https?:\/\/(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
+const CORS_ORIGINS_MESSAGE =
+  'must be a list of exact origins (http://host:port or https://host, no path, no wildcard)';
+
 const HOST_PORT = /^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
 
 // One message per rule, naming what is allowed and never the value that was given.
@@ -50,6 +59,17 @@ function OneOf(values: readonly string[], options: ValidationOptions = {}): Prop
 
 const isText = { message: 'must be a string' };
 const isFlag = { message: 'must be true or false' };
+
+/**
+ * Origins a browser may call from (exact `scheme://host[:port]`, compared as the browser sends
+ * them in `Origin`); empty: no CORS headers at all (src/common/cors.ts).
+ */
+export class CorsConfig {
+  @IsArray({ message: CORS_ORIGINS_MESSAGE })
+  @IsString({ each: true, message: CORS_ORIGINS_MESSAGE })
+  @Matches(CORS_ORIGIN, { each: true, message: CORS_ORIGINS_MESSAGE })
+  origins!: string[];
+}
 
 export class ServerConfig {
   @IsString(isText)
@@ -75,6 +95,10 @@ export class ServerConfig {
 
   @IntRange(1, 3600)
   retryAfterS!: number;
+
+  @ValidateNested()
+  @Type(() => CorsConfig)
+  cors!: CorsConfig;
 }
 
 export class RedisTlsConfig {

@@ -63,6 +63,7 @@ const ENV_RULES: EnvRule[] = [
   ['OIDC_AUDIENCE', 'auth.audience'],
   ['JWKS_URI', 'auth.jwksUri'],
   ['LOG_LEVEL', 'log.level'],
+  ['CORS_ORIGINS', 'server.cors.origins', list],
 ];
 
 function setPath(tree: Tree, path: string, value: unknown): void {
@@ -180,6 +181,26 @@ function checkReadable(file: string, setting: string, problems: string[]): void 
   }
 }
 
+/**
+ * What the pattern of an origin cannot say: a port in range, and not the scheme's default,
+ * which a browser leaves out of `Origin` (so `http://host:80` would never match).
+ */
+function checkCorsOrigins(origins: readonly string[], problems: string[]): void {
+  for (const origin of origins) {
+    const port = /:(\d+)$/.exec(origin)?.[1];
+    if (port === undefined) {
+      continue;
+    }
+    const isDefault = origin.startsWith('https:') ? port === '443' : port === '80';
+    if (Number(port) > 65535 || Number(port) === 0 || isDefault || port.startsWith('0')) {
+      problems.push(
+        'server.cors.origins: a port must be from 1 to 65535, without leading zeros, and left out when it is the scheme default (80, 443)',
+      );
+      return;
+    }
+  }
+}
+
 function crossChecks(config: AppConfig, problems: string[]): void {
   const { auth, redis } = config;
   if (!auth.issuer && !auth.jwksUri) {
@@ -203,6 +224,7 @@ function crossChecks(config: AppConfig, problems: string[]): void {
       break;
     }
   }
+  checkCorsOrigins(config.server.cors.origins, problems);
   if (config.server.headersTimeoutMs > config.server.requestTimeoutMs) {
     problems.push('server.headersTimeoutMs: must not be greater than server.requestTimeoutMs');
   }

@@ -1,7 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { randomUUID } from 'node:crypto';
 import { Module } from '@nestjs/common';
-import { LoggerModule } from 'nestjs-pino';
 import pino, { type DestinationStream, type Logger } from 'pino';
 import { AppConfig } from '../config/app-config';
 
@@ -85,25 +84,15 @@ export function requestIdFor(request: IncomingMessage): string {
 class RootLoggerModule {}
 
 /**
- * nestjs-pino as the one logger of the application (Nest's Logger writes through it). The one
- * line per request is written by the HTTP observability hook, with its reqId.
+ * The loggers of the application: the root logger, which Nest's Logger writes through
+ * (NestPinoLogger, installed by app.factory.ts), and the logger of the one line per request,
+ * written by the HTTP observability hook with its reqId. There is no per-request middleware: a
+ * child logger per request and, through AsyncLocalStorage, a promise hook on every promise of
+ * it (Node 20) cost about a sixth of a request's CPU (bench/RESULTS.md). A line logged while
+ * handling a request is written by the root logger, without reqId.
  */
 @Module({
-  imports: [
-    RootLoggerModule,
-    LoggerModule.forRootAsync({
-      imports: [RootLoggerModule],
-      inject: [ROOT_LOGGER],
-      useFactory: (logger: Logger) => ({
-        pinoHttp: { logger },
-        // No per-request middleware: it made a child logger for every request and, through
-        // AsyncLocalStorage, a promise hook on every promise of it (Node 20), together about a
-        // sixth of a request's CPU (bench/RESULTS.md). The request line carries reqId itself;
-        // a line logged while handling a request is written by the root logger, without it.
-        forRoutes: [],
-      }),
-    }),
-  ],
+  imports: [RootLoggerModule],
   exports: [RootLoggerModule],
 })
 export class LoggingModule {}

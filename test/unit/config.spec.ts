@@ -215,4 +215,58 @@ describe('configuration', () => {
       'auth.algorithms: must be one of: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, ES512',
     ]);
   });
+
+  describe('server.cors.origins (CORS_ORIGINS)', () => {
+    const ORIGINS_PROBLEM =
+      'server.cors.origins: must be a list of exact origins (http://host:port or https://host, no path, no wildcard)';
+    const PORT_PROBLEM =
+      'server.cors.origins: a port must be from 1 to 65535, without leading zeros, and left out when it is the scheme default (80, 443)';
+
+    it('is empty by default, and takes a comma-separated list of exact origins', () => {
+      expect(loadConfig({ env: REQUIRED }).server.cors.origins).toEqual([]);
+      const origins =
+        'http://127.0.0.1:8095, https://app.example.com,http://[::1]:3000,http://localhost';
+      expect(
+        loadConfig({ env: { ...REQUIRED, CORS_ORIGINS: origins } }).server.cors.origins,
+      ).toEqual([
+        'http://127.0.0.1:8095',
+        'https://app.example.com',
+        'http://[::1]:3000',
+        'http://localhost',
+      ]);
+    });
+
+    it.each([
+      '*',
+      'null',
+      'app.example.com',
+      'ftp://app.example.com',
+      'https://*.example.com',
+      'https://app.example.com/',
+      'https://app.example.com/path',
+      'https://app.example.com?x=1',
+      'https://App.Example.com',
+      'https://user@app.example.com',
+      'https://app.example.com:',
+    ])('refuses %s, naming what is allowed but not the value', (origin) => {
+      const problems = problemsOf({ CORS_ORIGINS: `https://ok.example.com,${origin}` });
+      expect(problems).toEqual([ORIGINS_PROBLEM]);
+    });
+
+    it.each([
+      'http://host:80',
+      'https://host:443',
+      'http://host:0',
+      'http://host:65536',
+      'http://host:08080',
+    ])('refuses the port of %s (a browser would never send that origin)', (origin) => {
+      expect(problemsOf({ CORS_ORIGINS: origin })).toEqual([PORT_PROBLEM]);
+    });
+
+    it('accepts a port that is not the default of its scheme', () => {
+      expect(
+        problemsOf({ CORS_ORIGINS: 'https://host:80,http://host:443,http://h:65535' }),
+      ).toEqual([]);
+    });
+  });
 });
