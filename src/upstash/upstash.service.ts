@@ -16,6 +16,9 @@ import { REDIS_REPLY, encodeReply, unprefixReply } from './upstash-reply';
 /** What one command answers: Redis's reply or its error reply's text. */
 export type Outcome = { result: unknown } | { error: string };
 
+/** Redis Cluster's own answer to a command whose keys are in more than one hash slot. */
+const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
+
 const badRequest = (detail: string) => new AppError('BAD_REQUEST', detail);
 
 /** A Redis error reply to a command, as opposed to a connection that failed under it. */
@@ -89,10 +92,8 @@ export class UpstashService {
       throw badRequest('SCAN is not available inside a transaction');
     }
     const keys = commands.flatMap((command) => command.keys);
-    if (this.config.redis.mode === 'cluster' && slotGroups(keys).length > 1) {
-      throw new AppError('BAD_REQUEST', "CROSSSLOT Keys in request don't hash to the same slot", {
-        reason: REDIS_REPLY,
-      });
+    if (this.spansSlots(keys)) {
+      throw new AppError('BAD_REQUEST', CROSSSLOT, { reason: REDIS_REPLY });
     }
     const kind = commands.every((command) => command.readonly) ? 'read' : 'write';
     const outcomes = await this.redis.run('upstash.multi-exec', kind, async (client) => {
@@ -172,7 +173,11 @@ export class UpstashService {
       }
     };
     for (const command of commands) {
-      if (command.scan) {
+      if (this.spansSlots(command.keys)) {
+        // What the cluster would answer, without sending it.
+        await flush();
+        outcomes.push({ error: CROSSSLOT });
+      } else if (command.scan) {
         await flush();
         outcomes.push(await this.scan(principal, command));
       } else if (command.blockMs !== undefined) {
@@ -184,6 +189,11 @@ export class UpstashService {
     }
     await flush();
     return outcomes;
+  }
+
+  /** Whether keys lie in more than one hash slot in cluster mode (elsewhere never). */
+  private spansSlots(keys: string[]): boolean {
+    return this.config.redis.mode === 'cluster' && slotGroups(keys).length > 1;
   }
 
   private async batch(commands: PreparedCommand[]): Promise<Outcome[]> {

@@ -83,8 +83,32 @@ describe('Upstash-compatible endpoint (@upstash/redis SDK)', () => {
     expect(await rw.incrby('s:count', 41)).toBe(42);
     expect(await rw.decr('s:count')).toBe(41);
     expect(await rw.incrbyfloat(name('s:float'), 0.5)).toBe(0.5);
-    expect(await rw.mget('s:1', 's:count', name('s:absent'))).toEqual(['hello', 41, null]);
     expect(await stored('s:count')).toBe('41');
+    // One hash tag, so that MGET also works in cluster mode.
+    await rw.mset({ [name('{m}:a')]: 'x', [name('{m}:b')]: 2 });
+    expect(await rw.mget('{m}:a', '{m}:b', name('{m}:absent'))).toEqual(['x', 2, null]);
+  });
+
+  it('in cluster mode a command across hash slots gets CROSSSLOT, as from Redis itself', async () => {
+    const across = rw.mget('s:1', 's:count', 's:json');
+    if (t.topology === 'cluster') {
+      await expect(across).rejects.toThrow(/^CROSSSLOT/);
+      // In a pipeline it fails alone; the others still run.
+      const kept = await rw
+        .pipeline()
+        .mget('s:1', 's:count', 's:json')
+        .set(name('cs:1'), 'x')
+        .exec({ keepErrors: true });
+      expect(kept[0].error).toMatch(/^CROSSSLOT/);
+      expect(await stored('cs:1')).toBe('x');
+      // A transaction across slots is refused whole: nothing written.
+      await expect(rw.multi().set(name('cs:a'), '1').set(name('cs:b'), '2').exec()).rejects.toThrow(
+        /^CROSSSLOT/,
+      );
+      expect(await stored('cs:a')).toBeNull();
+    } else {
+      expect(await across).toEqual(['hello', 41, { user: 'ada', tags: ['a', 'b'], n: 1.5 }]);
+    }
   });
 
   it('hashes, lists, sets and sorted sets', async () => {
@@ -173,12 +197,23 @@ describe('Upstash-compatible endpoint (@upstash/redis SDK)', () => {
   it('a transaction (MULTI/EXEC) applies every command', async () => {
     const results = await rw
       .multi()
-      .set(name('tx:a'), '1')
-      .incr('tx:a')
-      .rpush(name('tx:l'), 'x')
+      .set(name('{tx}:a'), '1')
+      .incr('{tx}:a')
+      .rpush(name('{tx}:l'), 'x')
       .exec();
     expect(results).toEqual(['OK', 2, 1]);
-    expect(await stored('tx:a')).toBe('2');
+    expect(await stored('{tx}:a')).toBe('2');
+    // A command that fails at EXEC fails alone, as in Redis; one refused while queueing aborts all.
+    const failing = await rw.multi().hget('{tx}:a', 'f').incr('{tx}:a').exec({ keepErrors: true });
+    expect(failing[0].error).toMatch(/^WRONGTYPE/);
+    expect(failing[1].result).toBe(3);
+    const aborted = await post('/multi-exec', t.tokens.both, [
+      ['incr', '{tx}:a'],
+      ['set', '{tx}:a'],
+    ]);
+    expect(aborted.status).toBe(400);
+    expect(aborted.body.error).toMatch(/wrong number of arguments/);
+    expect(await stored('{tx}:a')).toBe('3');
   });
 
   it('auto-pipelining under a burst of 200 calls: every answer right, in a few requests', async () => {
