@@ -56,6 +56,40 @@ export interface PreparedCommand {
   replyKeys?: 'first' | 'each-first';
 }
 
+const sha1 = (text: string) => createHash('sha1').update(text).digest('hex');
+
+/**
+ * Script shebang flags of Upstash's own server that Redis refuses ("Unexpected flag in script
+ * shebang"): @upstash/ratelimit marks every script `allow-key-locking`, a hint about how
+ * Upstash may lock keys, with no meaning for what the script does.
+ */
+const UPSTASH_ONLY_FLAGS = ['allow-key-locking'];
+
+/**
+ * Allowlisted scripts as this Redis runs them: the Upstash-only shebang flags taken out, and
+ * the caller's SHA-1 (of the text it sent) mapped to the SHA-1 Redis knows the script by, once
+ * the script has been seen. A script without such flags runs as it is.
+ */
+class RunnableScripts {
+  private readonly redisSha = new Map<string, string>();
+
+  runnable(sha: string, script: string): string {
+    const runnable = script.replace(/^#!lua flags=([^\n]*)/, (_, flags: string) => {
+      const kept = flags.split(',').filter((flag) => !UPSTASH_ONLY_FLAGS.includes(flag.trim()));
+      return kept.length > 0 ? `#!lua flags=${kept.join(',')}` : '#!lua';
+    });
+    if (runnable !== script) {
+      this.redisSha.set(sha, sha1(runnable));
+    }
+    return runnable;
+  }
+
+  /** The SHA-1 to ask Redis for (unknown yet: the caller's, and NOSCRIPT makes it send EVAL). */
+  runnableSha(sha: string): string {
+    return this.redisSha.get(sha) ?? sha;
+  }
+}
+
 const refused = (detail: string) => new AppError('BAD_REQUEST', detail);
 const syntax = () => refused('syntax error');
 
@@ -85,6 +119,8 @@ function secondsToMs(text: string): number | null {
 export class UpstashCommands {
   private readonly allowedScripts: Set<string>;
   private readonly maxBlockMs: number;
+  /** Bounded by upstash.allowedScripts: only allowlisted scripts get here. */
+  private readonly scripts = new RunnableScripts();
 
   constructor(
     private readonly access: KeyAccess,
@@ -161,17 +197,20 @@ export class UpstashCommands {
         return;
       case 'eval':
       case 'eval_ro':
-      case 'script|load':
-        this.allowScript(
-          createHash('sha1')
-            .update(argv[prepared.name === 'script|load' ? 2 : 1])
-            .digest('hex'),
-        );
+      case 'script|load': {
+        const at = prepared.name === 'script|load' ? 2 : 1;
+        const sha = sha1(argv[at]);
+        this.allowScript(sha);
+        prepared.argv[at] = this.scripts.runnable(sha, argv[at]);
         return;
+      }
       case 'evalsha':
-      case 'evalsha_ro':
-        this.allowScript(argv[1].toLowerCase());
+      case 'evalsha_ro': {
+        const sha = argv[1].toLowerCase();
+        this.allowScript(sha);
+        prepared.argv[1] = this.scripts.runnableSha(sha);
         return;
+      }
       case 'scan':
         prepared.scan = this.scanOptions(argv);
         return;
