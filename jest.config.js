@@ -27,7 +27,16 @@ const base = {
  * redis-server binary, on free ports) and its setupFiles make TestApp use it.
  */
 const suites = (names) => names.map((suite) => `<rootDir>/test/e2e/${suite}.e2e-spec.ts`);
-const matrix = suites(['kv', 'hashes', 'streams', 'streams-events', 'pubsub', 'locks', 'limits']);
+const matrix = suites([
+  'kv',
+  'hashes',
+  'streams',
+  'streams-events',
+  'pubsub',
+  'locks',
+  'limits',
+  'upstash',
+]);
 
 /** @type {import('jest').Config} */
 module.exports = {

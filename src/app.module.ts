@@ -16,6 +16,7 @@ import { PubSubModule } from './pubsub/pubsub.module';
 import { RedisModule } from './redis/redis.module';
 import { SseModule } from './sse/sse.module';
 import { StreamsModule } from './streams/streams.module';
+import { UpstashModule } from './upstash/upstash.module';
 
 export interface AppOptions {
   /** Where the JSON log lines go (standard output by default). */
@@ -42,6 +43,7 @@ export class AppModule {
         StreamsModule,
         PubSubModule,
         LocksModule,
+        ...(config.upstash.enabled ? [UpstashModule] : []),
       ],
       providers: [
         { provide: APP_FILTER, useClass: ProblemFilter },

@@ -323,6 +323,24 @@ export class QuotasConfig {
   blockingPerSubject!: number;
 }
 
+export class UpstashConfig {
+  /** Serve the Upstash-compatible endpoint under /redis/upstash. */
+  @IsBoolean(isFlag)
+  enabled!: boolean;
+
+  /** Commands one pipeline or transaction may hold. */
+  @IntRange(1, 100000)
+  maxPipelineCommands!: number;
+
+  /** SHA-1s of the only scripts EVAL, EVALSHA and SCRIPT LOAD may run. */
+  @IsArray({ message: 'must be a list of SHA-1 digests (40 hex digits)' })
+  @Matches(/^[0-9a-fA-F]{40}$/, {
+    each: true,
+    message: 'must be a list of SHA-1 digests (40 hex digits)',
+  })
+  allowedScripts!: string[];
+}
+
 export class LogConfig {
   @OneOf(LOG_LEVELS)
   level!: LogLevel;
@@ -365,6 +383,10 @@ export class AppConfig {
   @ValidateNested()
   @Type(() => QuotasConfig)
   quotas!: QuotasConfig;
+
+  @ValidateNested()
+  @Type(() => UpstashConfig)
+  upstash!: UpstashConfig;
 
   @ValidateNested()
   @Type(() => LogConfig)

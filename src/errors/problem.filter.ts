@@ -42,6 +42,18 @@ const LIMIT_OF_CODE: Partial<Record<ErrorCode, string>> = {
   QUOTA_EXCEEDED: 'quota',
 };
 
+/**
+ * A route whose protocol fixes its own error shape (the Upstash-compatible endpoint) renders
+ * its errors with this function, set as its Fastify route config `errorBody`; status, headers
+ * and metrics stay this filter's.
+ */
+export type ErrorBody = (error: AppError, status: number) => unknown;
+
+function errorBodyOf(request: FastifyRequest): ErrorBody | undefined {
+  const config = request.routeOptions?.config as { errorBody?: unknown } | undefined;
+  return typeof config?.errorBody === 'function' ? (config.errorBody as ErrorBody) : undefined;
+}
+
 /** Errors Fastify raises itself (body parsing, limits) carry a statusCode and a FST_ code. */
 function isHttpLikeError(error: unknown): error is Error & { statusCode: number } {
   const status = (error as { statusCode?: unknown } | null)?.statusCode;
@@ -107,6 +119,15 @@ export class ProblemFilter implements ExceptionFilter {
     }
     if (isRetryable(error.code)) {
       void reply.header('retry-after', String(this.config.server.retryAfterS));
+    }
+    const own = errorBodyOf(request);
+    if (own) {
+      void reply
+        .headers(error.headers)
+        .code(status)
+        .type('application/json')
+        .send(own(error, status));
+      return;
     }
     // An error's own headers (a Retry-After it computed) win over the default.
     void reply.headers(error.headers).code(status).type(PROBLEM_CONTENT_TYPE).send(body);

@@ -27,6 +27,18 @@ export function mastersInOrder(cluster: Cluster): { address: string; node: Redis
     .sort((a, b) => (a.address < b.address ? -1 : a.address > b.address ? 1 : 0));
 }
 
+function scanOnce(
+  node: Redis,
+  cursor: string,
+  match: string,
+  count: number,
+  type: string | undefined,
+): Promise<[string, string[]]> {
+  return type === undefined
+    ? node.scan(cursor, 'MATCH', match, 'COUNT', count)
+    : node.scan(cursor, 'MATCH', match, 'COUNT', count, 'TYPE', type);
+}
+
 function fingerprint(address: string): string {
   return createHash('sha256').update(address).digest('hex').slice(0, 8);
 }
@@ -80,10 +92,10 @@ export class KeyScan {
     return this.cluster ? `${this.master}-${this.cursor}-${this.expected}` : this.cursor;
   }
 
-  /** One SCAN call (on one master in cluster mode); the keys it returned. */
-  async step(client: RedisClient, match: string, count: number): Promise<string[]> {
+  /** One SCAN call (on one master in cluster mode), of keys of `type` if given; its keys. */
+  async step(client: RedisClient, match: string, count: number, type?: string): Promise<string[]> {
     if (!(client instanceof Cluster)) {
-      const [cursor, keys] = await client.scan(this.cursor, 'MATCH', match, 'COUNT', count);
+      const [cursor, keys] = await scanOnce(client, this.cursor, match, count, type);
       this.cursor = cursor;
       this.done = cursor === '0';
       return keys;
@@ -99,7 +111,7 @@ export class KeyScan {
         },
       ]);
     }
-    const [cursor, keys] = await current.node.scan(this.cursor, 'MATCH', match, 'COUNT', count);
+    const [cursor, keys] = await scanOnce(current.node, this.cursor, match, count, type);
     this.cursor = cursor;
     this.expected = fingerprint(current.address);
     if (cursor === '0') {

@@ -208,6 +208,37 @@ describe('configuration', () => {
     ]);
   });
 
+  it('has the Upstash endpoint off by default and accepts only SHA-1s as allowed scripts', () => {
+    const config = loadConfig({ env: REQUIRED });
+    expect(config.upstash).toEqual({
+      enabled: false,
+      maxPipelineCommands: 1000,
+      allowedScripts: [],
+    });
+    const sha = 'a'.repeat(40);
+    expect(
+      loadConfig({ env: REQUIRED, overrides: { upstash: { allowedScripts: [sha] } } }).upstash
+        .allowedScripts,
+    ).toEqual([sha]);
+    const problems = (upstash: Record<string, unknown>) => {
+      try {
+        loadConfig({ env: REQUIRED, overrides: { upstash } });
+      } catch (error) {
+        return (error as ConfigError).problems;
+      }
+      return [];
+    };
+    expect(problems({ allowedScripts: ['not-a-sha', sha] })).toEqual([
+      'upstash.allowedScripts: must be a list of SHA-1 digests (40 hex digits)',
+    ]);
+    expect(problems({ maxPipelineCommands: 0, enabled: 'yes' })).toEqual(
+      expect.arrayContaining([
+        'upstash.maxPipelineCommands: must be an integer from 1 to 100000',
+        'upstash.enabled: must be true or false',
+      ]),
+    );
+  });
+
   it('accepts only asymmetric JWT algorithms', () => {
     const file = join(dir, 'algorithms.yaml');
     writeFileSync(file, 'auth:\n  algorithms: [RS256, HS256]\n');

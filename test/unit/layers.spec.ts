@@ -24,11 +24,12 @@ const LAYERS: Record<string, number> = {
   pubsub: 4,
   streams: 4,
   locks: 4,
+  upstash: 4,
   openapi: 5,
   dev: 5,
   '.': 5,
 };
-const PRIMITIVES = ['kv', 'hashes', 'pubsub', 'streams', 'locks'];
+const PRIMITIVES = ['kv', 'hashes', 'pubsub', 'streams', 'locks', 'upstash'];
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
