@@ -341,6 +341,25 @@ export class UpstashConfig {
   allowedScripts!: string[];
 }
 
+export class NearCacheConfig {
+  /** Keep hot string values in memory, kept exact by Redis client tracking (off by default). */
+  @IsBoolean(isFlag)
+  enabled!: boolean;
+
+  /** The cache's whole size (values, names and a fixed overhead per entry); LRU past it. */
+  @IntRange(1024, 17179869184)
+  maxBytes!: number;
+
+  /** Values larger than this are never cached. */
+  @IntRange(1, 67108864)
+  maxEntryBytes!: number;
+
+  /** Globs over the caller-visible name (Redis glob rules); only matching keys are cached. */
+  @IsArray({ message: 'must be a list of glob patterns' })
+  @IsString({ each: true, message: 'must be a list of glob patterns' })
+  keyPatterns!: string[];
+}
+
 export class LogConfig {
   @OneOf(LOG_LEVELS)
   level!: LogLevel;
@@ -387,6 +406,10 @@ export class AppConfig {
   @ValidateNested()
   @Type(() => UpstashConfig)
   upstash!: UpstashConfig;
+
+  @ValidateNested()
+  @Type(() => NearCacheConfig)
+  nearCache!: NearCacheConfig;
 
   @ValidateNested()
   @Type(() => LogConfig)

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { plainToInstance } from 'class-transformer';
 import { validateSync, type ValidationError } from 'class-validator';
 import { load as parseYaml } from 'js-yaml';
+import { globCostProblem } from '../common/glob';
 import { prefixTag } from '../common/hash-tags';
 import { AppConfig } from './app-config';
 
@@ -251,6 +252,20 @@ function crossChecks(config: AppConfig, problems: string[]): void {
   // eslint-disable-next-line no-control-regex -- control characters are what this rejects
   if (/[\u0000-\u001f\u007f]/.test(redis.keyPrefix)) {
     problems.push('redis.keyPrefix: must not contain control characters');
+  }
+  const { nearCache } = config;
+  if (nearCache.maxEntryBytes > nearCache.maxBytes) {
+    problems.push('nearCache.maxEntryBytes: must not be greater than nearCache.maxBytes');
+  }
+  for (const pattern of nearCache.keyPatterns) {
+    const problem =
+      pattern === ''
+        ? 'must not be empty'
+        : globCostProblem(pattern, config.limits.maxPatternBytes);
+    if (problem) {
+      problems.push(`nearCache.keyPatterns: ${problem}`);
+      break;
+    }
   }
   // `{}` makes Redis Cluster hash every key whole: a lock and its fencing counter, a stream and
   // its idempotency record could no longer share a slot (one script writes both).

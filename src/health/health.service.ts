@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Injectable } from '@nestjs/common';
+import { NearCache } from '../near-cache/near-cache';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { RedisConnections } from '../redis/connections';
 import type { Info } from '../redis/info';
@@ -58,6 +59,7 @@ export class HealthService {
     private readonly probes: RedisProbes,
     private readonly connections: RedisConnections,
     private readonly metrics: GatewayMetrics,
+    private readonly near: NearCache,
   ) {}
 
   /** Ready when Redis answers PING within the command timeout. */
@@ -75,10 +77,16 @@ export class HealthService {
    * leaves out the server-wide figures: key counts, memory and clients describe every tenant.
    */
   async status(confined = false): Promise<StatusDto> {
+    const near = this.near.state();
     const gateway = {
       version: GATEWAY_VERSION,
       uptimeS: Math.floor((Date.now() - this.startedAt) / 1000),
       sseSubscribers: await this.metrics.sseClientCount(),
+      nearCache: {
+        ...near,
+        entries: confined ? null : near.entries,
+        bytes: confined ? null : near.bytes,
+      },
     };
     try {
       const latencyMs = await this.probes.ping();

@@ -12,6 +12,7 @@ import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { JsonOrOctetsPipe } from '../common/validation';
+import type { CacheOutcome } from '../near-cache/near-cache';
 import {
   CreateValueDto,
   GetValueQuery,
@@ -44,6 +45,13 @@ const keyParam = ApiParam({
 /** `Accept: application/octet-stream` (and not JSON) asks for the raw stored bytes. */
 function wantsOctets(accept: string | undefined): boolean {
   return accept !== undefined && accept.includes(OCTETS) && !accept.includes('application/json');
+}
+
+/** `X-Cache: HIT` or `MISS` on the reads the near-cache serves, when it is on. */
+function cacheHeader(reply: FastifyReply, cache: CacheOutcome | undefined): void {
+  if (cache !== undefined) {
+    void reply.header('x-cache', cache);
+  }
 }
 
 @ApiTags('key-value')
@@ -89,8 +97,14 @@ export class KvController {
     body: ValuesDto,
     problems: [406],
   })
-  mget(@CurrentPrincipal() principal: Principal, @Body() body: MgetDto): Promise<ValuesDto> {
-    return this.kv.mget(principal, body);
+  async mget(
+    @CurrentPrincipal() principal: Principal,
+    @Body() body: MgetDto,
+    @Res({ passthrough: true }) reply: FastifyReply,
+  ): Promise<ValuesDto> {
+    const { dto, cache } = await this.kv.mget(principal, body);
+    cacheHeader(reply, cache);
+    return dto;
   }
 
   @WriteRoute('POST', '_delete', { summary: 'Delete many keys at once', body: DeletedDto })
@@ -208,10 +222,13 @@ export class KvController {
     reply: FastifyReply,
   ): Promise<ValueDto | Buffer> {
     if (!wantsOctets(accept)) {
-      return this.kv.get(principal, key, query.encoding);
+      const { dto, cache } = await this.kv.get(principal, key, query.encoding);
+      cacheHeader(reply, cache);
+      return dto;
     }
-    const { bytes, ttl } = await this.kv.getBytes(principal, key);
+    const { bytes, ttl, cache } = await this.kv.getBytes(principal, key);
     void reply.type(OCTETS).header('x-ttl', String(ttl));
+    cacheHeader(reply, cache);
     return bytes;
   }
 }

@@ -1,12 +1,10 @@
-import { join } from 'node:path';
 import { Injectable } from '@nestjs/common';
 import { KeyAccess } from '../auth/key-patterns';
 import type { Principal } from '../auth/principal';
 import { Names } from '../common/names';
 import { ValueCodec, type Encoding } from '../common/value-codec';
-import { AppConfig } from '../config/app-config';
 import { AppError } from '../errors/app-error';
-import { GatewayMetrics } from '../observability/gateway-metrics';
+import { NearCache } from '../near-cache/near-cache';
 import { SlotRouter } from '../redis/cluster';
 import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
@@ -16,9 +14,9 @@ import {
   transactionReplies,
   type ScriptRunner,
 } from '../redis/scripts';
-import type { RedisClient } from '../redis/types';
 import type * as Req from './dto/kv-requests.dto';
 import type * as Res from './dto/kv-responses.dto';
+import { KvReads, type ReadBytes } from './kv-reads';
 
 const DEFAULT_SCAN_COUNT = 100;
 /** SCAN calls one page may spend looking for matches before it hands back a cursor. */
@@ -65,9 +63,6 @@ function setArguments(request: SetRequest): (string | number)[] {
 @Injectable()
 export class KvService {
   private readonly incrChecked: ScriptRunner;
-  private readonly getWithTtl: ScriptRunner;
-  private readonly mgetBounded: ScriptRunner;
-  private readonly prefixBytes: number;
 
   constructor(
     private readonly redis: RedisExecutor,
@@ -76,50 +71,26 @@ export class KvService {
     private readonly keyspace: Keyspace,
     private readonly names: Names,
     private readonly codec: ValueCodec,
-    private readonly metrics: GatewayMetrics,
-    private readonly config: AppConfig,
+    private readonly reads: KvReads,
+    private readonly near: NearCache,
     scripts: RedisScripts,
   ) {
-    this.prefixBytes = Buffer.byteLength(config.redis.keyPrefix);
     this.incrChecked = scripts.load(INCR_CHECKED_SCRIPT);
-    this.getWithTtl = scripts.load(join(__dirname, 'scripts', 'get-with-ttl-1.lua'), {
-      buffers: true,
-    });
-    this.mgetBounded = scripts.load(join(__dirname, 'scripts', 'mget-bounded-n.lua'), {
-      buffers: true,
-    });
   }
 
+  /** A value as JSON, and where it came from (with the near-cache on). */
   async get(
     principal: Principal,
     name: string,
     encoding: Encoding = 'utf8',
-  ): Promise<Res.ValueDto> {
-    const { bytes, ttl } = await this.getBytes(principal, name);
-    return { key: name, value: this.codec.encode(bytes, encoding), ttl, encoding };
+  ): Promise<{ dto: Res.ValueDto; cache?: ReadBytes['cache'] }> {
+    const { bytes, ttl, cache } = await this.getBytes(principal, name);
+    return { dto: { key: name, value: this.codec.encode(bytes, encoding), ttl, encoding }, cache };
   }
 
   /** The stored bytes and TTL, read together atomically (a read-only script, see its header). */
-  async getBytes(principal: Principal, name: string): Promise<{ bytes: Buffer; ttl: number }> {
-    const key = this.access.redisKey(principal, name);
-    const { maxResponseBytes } = this.config.limits;
-    const [bytes, ttl, oversize] = await this.redis.run(
-      'kv.get',
-      'read',
-      (client) =>
-        this.getWithTtl([key], [maxResponseBytes], client) as Promise<
-          [Buffer | null, number, number?]
-        >,
-      ([value, , size]) => value === null && size === undefined,
-    );
-    if (oversize !== undefined) {
-      throw AppError.responseTooLarge(maxResponseBytes);
-    }
-    this.countLookup(bytes !== null ? 1 : 0, bytes === null ? 1 : 0);
-    if (bytes === null) {
-      throw missing('The key');
-    }
-    return { bytes, ttl };
+  getBytes(principal: Principal, name: string): Promise<ReadBytes> {
+    return this.reads.one(name, this.access.redisKey(principal, name));
   }
 
   /**
@@ -202,11 +173,13 @@ export class KvService {
 
   async delete(principal: Principal, name: string): Promise<void> {
     const key = this.access.redisKey(principal, name);
-    const deleted = await this.redis.run(
-      'kv.delete',
-      'write',
-      (client) => client.del(key),
-      (n) => n === 0,
+    const deleted = await this.near.writing([key], () =>
+      this.redis.run(
+        'kv.delete',
+        'write',
+        (client) => client.del(key),
+        (n) => n === 0,
+      ),
     );
     if (deleted === 0) {
       throw missing('The key');
@@ -218,62 +191,29 @@ export class KvService {
    * is read when the values together are larger than limits.maxResponseBytes (413). In cluster
    * mode one bounded MGET per hash slot (each atomic, the whole not a snapshot).
    */
-  async mget(principal: Principal, body: Req.MgetDto): Promise<Res.ValuesDto> {
+  async mget(
+    principal: Principal,
+    body: Req.MgetDto,
+  ): Promise<{ dto: Res.ValuesDto; cache?: ReadBytes['cache'] }> {
     const names = distinct(body.keys);
     const keys = this.batchKeys(principal, names);
-    const values = await this.redis.run('kv.mget', 'read', (client) =>
-      this.readBounded(client, keys),
-    );
+    const { values, cache } = await this.reads.many(names, keys);
     const hits = names.flatMap((name, index) => {
       const bytes = values[index];
       return bytes === null ? [] : [[name, this.codec.encode(bytes, body.encoding)] as const];
     });
-    this.countLookup(hits.length, names.length - hits.length);
-    return { values: Object.fromEntries(hits) };
+    return { dto: { values: Object.fromEntries(hits) }, cache };
   }
 
   /** DEL of many keys, each once; in cluster mode one DEL per hash slot (each atomic, the whole not). */
   async deleteMany(principal: Principal, body: Req.KeysDto): Promise<Res.DeletedDto> {
     const keys = this.batchKeys(principal, distinct(body.keys));
-    const deleted = await this.redis.run('kv.delete_many', 'write', (client) =>
-      this.router.countEachSlot(keys, (group) => client.del(...group)),
+    const deleted = await this.near.writing(keys, () =>
+      this.redis.run('kv.delete_many', 'write', (client) =>
+        this.router.countEachSlot(keys, (group) => client.del(...group)),
+      ),
     );
     return { deleted };
-  }
-
-  /**
-   * MGET within limits.maxResponseBytes (the names count too). Across hash slots the values are
-   * measured first, and each slot's read gets its own measured share plus an even part of what
-   * is left, so the shares never add up to more than the bound even if values grow meanwhile.
-   */
-  private async readBounded(client: RedisClient, keys: string[]): Promise<(Buffer | null)[]> {
-    const { maxResponseBytes } = this.config.limits;
-    const names = keys.reduce((sum, key) => sum + Buffer.byteLength(key) - this.prefixBytes, 0);
-    const budget = maxResponseBytes - names;
-    const read = async (group: string[], share: number) => {
-      const reply = (await this.mgetBounded(group, [share], client)) as (Buffer | null)[] | number;
-      if (typeof reply === 'number') {
-        throw AppError.responseTooLarge(maxResponseBytes);
-      }
-      return reply;
-    };
-    const groups = this.router.groups(keys);
-    if (groups.length <= 1) {
-      return read(keys, budget);
-    }
-    const slotKeys = groups.map((group) => group.map((index) => keys[index]));
-    const sizes = (await Promise.all(
-      slotKeys.map((group) => this.mgetBounded(group, [-1], client)),
-    )) as number[];
-    const total = sizes.reduce((sum, size) => sum + size, 0);
-    if (total > budget) {
-      throw AppError.responseTooLarge(maxResponseBytes);
-    }
-    const spare = Math.floor((budget - total) / groups.length);
-    const replies = await Promise.all(slotKeys.map((group, n) => read(group, sizes[n] + spare)));
-    const merged = new Array<Buffer | null>(keys.length);
-    groups.forEach((group, n) => group.forEach((index, at) => (merged[index] = replies[n][at])));
-    return merged;
   }
 
   async getTtl(principal: Principal, name: string): Promise<Res.KeyTtlDto> {
@@ -292,11 +232,13 @@ export class KvService {
 
   async setTtl(principal: Principal, name: string, ttl: number): Promise<Res.KeyTtlDto> {
     const key = this.access.redisKey(principal, name);
-    const applied = await this.redis.run(
-      'kv.expire',
-      'write',
-      (client) => client.expire(key, ttl),
-      (n) => n === 0,
+    const applied = await this.near.writing([key], () =>
+      this.redis.run(
+        'kv.expire',
+        'write',
+        (client) => client.expire(key, ttl),
+        (n) => n === 0,
+      ),
     );
     if (applied === 0) {
       throw missing('The key');
@@ -306,11 +248,13 @@ export class KvService {
 
   async persist(principal: Principal, name: string): Promise<Res.KeyTtlDto> {
     const key = this.access.redisKey(principal, name);
-    const [exists] = await this.redis.run(
-      'kv.persist',
-      'write',
-      async (client) => transactionReplies(await client.multi().exists(key).persist(key).exec()),
-      ([n]) => n === 0,
+    const [exists] = await this.near.writing([key], () =>
+      this.redis.run(
+        'kv.persist',
+        'write',
+        async (client) => transactionReplies(await client.multi().exists(key).persist(key).exec()),
+        ([n]) => n === 0,
+      ),
     );
     if (exists === 0) {
       throw missing('The key');
@@ -321,28 +265,32 @@ export class KvService {
   async incr(principal: Principal, name: string, body: Req.IncrDto): Promise<Res.CounterDto> {
     const key = this.access.redisKey(principal, name);
     const by = body.by ?? 1;
-    const value = await this.redis.run('kv.incr', 'write', (client) =>
-      this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float'], client),
+    const value = await this.near.writing([key], () =>
+      this.redis.run('kv.incr', 'write', (client) =>
+        this.incrChecked([key], [String(by), Number.isInteger(by) ? 'int' : 'float'], client),
+      ),
     );
     return { key: name, value: Number(value) };
   }
 
   private async set(name: string, key: string, request: SetRequest): Promise<Res.KeyTtlDto> {
     const args = setArguments(request);
-    const [reply, ttl] = await this.redis.run(
-      'kv.set',
-      'write',
-      async (client) =>
-        request.keepTtl
-          ? transactionReplies(
-              await client
-                .multi()
-                .call('SET', key, request.bytes, ...args)
-                .ttl(key)
-                .exec(),
-            )
-          : [await client.call('SET', key, request.bytes, ...args), request.ttl ?? -1],
-      ([result]) => result === null,
+    const [reply, ttl] = await this.near.writing([key], () =>
+      this.redis.run(
+        'kv.set',
+        'write',
+        async (client) =>
+          request.keepTtl
+            ? transactionReplies(
+                await client
+                  .multi()
+                  .call('SET', key, request.bytes, ...args)
+                  .ttl(key)
+                  .exec(),
+              )
+            : [await client.call('SET', key, request.bytes, ...args), request.ttl ?? -1],
+        ([result]) => result === null,
+      ),
     );
     if (reply === null) {
       throw new AppError(
@@ -360,10 +308,5 @@ export class KvService {
   private batchKeys(principal: Principal, names: string[]): string[] {
     this.names.checkBatch(names.length, 'keys');
     return this.access.redisKeys(principal, names);
-  }
-
-  private countLookup(hits: number, misses: number): void {
-    this.metrics.cacheHits.inc(hits);
-    this.metrics.cacheMisses.inc(misses);
   }
 }

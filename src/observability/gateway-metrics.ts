@@ -32,6 +32,13 @@ export class GatewayMetrics {
     readonly lockOperations: Counter<'operation' | 'result'>,
     @InjectMetric('redis_gateway_lock_wait_seconds') readonly lockWait: Histogram,
     @InjectMetric('redis_gateway_rate_limited_total') readonly rateLimited: Counter<'reason'>,
+    @InjectMetric('redis_gateway_near_cache_hits_total') readonly nearCacheHits: Counter,
+    @InjectMetric('redis_gateway_near_cache_misses_total') readonly nearCacheMisses: Counter,
+    @InjectMetric('redis_gateway_near_cache_invalidations_total')
+    readonly nearCacheInvalidations: Counter,
+    @InjectMetric('redis_gateway_near_cache_evictions_total') readonly nearCacheEvictions: Counter,
+    @InjectMetric('redis_gateway_near_cache_flushes_total') readonly nearCacheFlushes: Counter,
+    @InjectMetric('redis_gateway_near_cache_bytes') readonly nearCacheBytes: Gauge,
   ) {}
 
   recordHttp(method: string, route: string, status: number, seconds: number): void {

@@ -112,6 +112,30 @@ const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
       help: 'Requests answered 429, by the limit they met (requests, auth_failures, locks, blocking, sse_streams)',
       labelNames: ['reason'],
     }),
+    makeCounterProvider({
+      name: 'redis_gateway_near_cache_hits_total',
+      help: 'Near-cache lookups answered from memory',
+    }),
+    makeCounterProvider({
+      name: 'redis_gateway_near_cache_misses_total',
+      help: 'Near-cache lookups that went to Redis (absent, expired, or tracking not armed)',
+    }),
+    makeCounterProvider({
+      name: 'redis_gateway_near_cache_invalidations_total',
+      help: 'Near-cache entries removed by an invalidation (Redis tracking or a write through this instance)',
+    }),
+    makeCounterProvider({
+      name: 'redis_gateway_near_cache_evictions_total',
+      help: 'Near-cache entries evicted to stay within nearCache.maxBytes, or at their expiry',
+    }),
+    makeCounterProvider({
+      name: 'redis_gateway_near_cache_flushes_total',
+      help: 'Whole near-cache flushes (FLUSHALL/FLUSHDB, a lost or reconnected tracking connection)',
+    }),
+    makeGaugeProvider({
+      name: 'redis_gateway_near_cache_bytes',
+      help: 'Bytes the near-cache holds (values, names and a fixed overhead per entry)',
+    }),
     GatewayMetrics,
   ],
   exports: [GatewayMetrics],

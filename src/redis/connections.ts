@@ -63,6 +63,13 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
    * user resubscribes after a reconnect (autoResubscribe is off).
    */
   readonly subscriber: RedisClient;
+  /**
+   * With the near-cache on (standalone and Sentinel): the connection Redis sends client-tracking
+   * invalidations to, subscribed by the near-cache to `__redis__:invalidate`. RESP2, as every
+   * connection here: ioredis 6 would speak RESP3 by default, which delivers invalidations as
+   * pushes it drops.
+   */
+  readonly invalidations?: Redis;
 
   private readonly logger = new Logger('Redis');
   private readonly warning = new ThrottledWarning(this.logger);
@@ -86,6 +93,9 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     this.command = this.watchedClient('command', 'command');
     this.reads = this.watchedClient('command', 'reads');
     this.subscriber = this.watchedClient('subscriber', 'subscriber');
+    if (config.nearCache.enabled && redis.mode !== 'cluster') {
+      this.invalidations = this.watchedClient('subscriber', 'invalidations') as Redis;
+    }
     this.blocking = new BlockingPool({
       size: redis.blockingPoolSize,
       perOwner: config.quotas.blockingPerSubject,
@@ -112,7 +122,12 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     for (const client of [...this.watched.map((entry) => entry.client), ...this.nodes]) {
       client.connect().catch(() => undefined);
     }
-    this.subscriberCheck = setInterval(() => void this.checkSubscriber(), SUBSCRIBER_CHECK_MS);
+    this.subscriberCheck = setInterval(() => {
+      void this.checkSubscriber(this.subscriber);
+      if (this.invalidations) {
+        void this.checkSubscriber(this.invalidations);
+      }
+    }, SUBSCRIBER_CHECK_MS);
     this.subscriberCheck.unref();
   }
 
@@ -240,11 +255,10 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   }
 
   /**
-   * PINGs the idle subscriber, which no command timeout watches; one that does not answer in
+   * PINGs an idle subscriber, which no command timeout watches; one that does not answer in
    * time is dropped at once and reconnects (R-9).
    */
-  private async checkSubscriber(): Promise<void> {
-    const client = this.subscriber;
+  private async checkSubscriber(client: RedisClient): Promise<void> {
     if (client.status !== 'ready') {
       return;
     }

@@ -176,6 +176,32 @@ describe('configuration', () => {
     ]);
   });
 
+  it('has the near-cache off by default, and bounds its sizes and patterns', () => {
+    expect(loadConfig({ env: REQUIRED }).nearCache).toEqual({
+      enabled: false,
+      maxBytes: 64 * 1024 * 1024,
+      maxEntryBytes: 64 * 1024,
+      keyPatterns: ['*'],
+    });
+    const file = join(dir, 'near-cache.yaml');
+    writeFileSync(
+      file,
+      'nearCache:\n  enabled: yes-please\n  maxBytes: 2048\n  maxEntryBytes: 4096\n' +
+        `  keyPatterns: ['user:*', '${'[abc]'.repeat(60)}']\n`,
+    );
+    expect(problemsOf({ CONFIG_FILE: file })).toEqual([
+      'nearCache.enabled: must be true or false',
+      'nearCache.maxEntryBytes: must not be greater than nearCache.maxBytes',
+      'nearCache.keyPatterns: must be at most 256 bytes (limits.maxPatternBytes)',
+    ]);
+    writeFileSync(file, "nearCache:\n  maxBytes: 10\n  keyPatterns: ['']\n");
+    expect(problemsOf({ CONFIG_FILE: file })).toEqual([
+      'nearCache.maxBytes: must be an integer from 1024 to 17179869184',
+      'nearCache.maxEntryBytes: must not be greater than nearCache.maxBytes',
+      'nearCache.keyPatterns: must not be empty',
+    ]);
+  });
+
   it('refuses unknown settings, a missing CONFIG_FILE and unreadable files', () => {
     const file = join(dir, 'unknown.yaml');
     writeFileSync(file, 'server:\n  prot: 1\n');

@@ -19,6 +19,7 @@ const LAYERS: Record<string, number> = {
   limits: 3,
   sse: 3,
   health: 3,
+  'near-cache': 3,
   kv: 4,
   hashes: 4,
   pubsub: 4,

@@ -79,6 +79,30 @@ export class RedisInfoDto {
   keyspace!: Record<string, KeyspaceDbDto> | null;
 }
 
+export class NearCacheStatusDto {
+  @ApiProperty({ description: 'nearCache.enabled' })
+  enabled!: boolean;
+
+  @ApiProperty({
+    description: 'Redis client tracking is armed: reads are answered from memory (else from Redis)',
+  })
+  trackingArmed!: boolean;
+
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Cached entries (null for a token confined by key patterns)',
+  })
+  entries!: number | null;
+
+  @ApiProperty({
+    type: Number,
+    nullable: true,
+    description: 'Bytes cached (null for a token confined by key patterns)',
+  })
+  bytes!: number | null;
+}
+
 export class GatewayInfoDto {
   @ApiProperty({ example: '0.1.0' })
   version!: string;
@@ -88,6 +112,9 @@ export class GatewayInfoDto {
 
   @ApiProperty()
   sseSubscribers!: number;
+
+  @ApiProperty({ type: NearCacheStatusDto })
+  nearCache!: NearCacheStatusDto;
 }
 
 export class StatusDto {
