@@ -1,17 +1,14 @@
 import { Type } from 'class-transformer';
+import { IsArray, IsBoolean, IsString, Matches, ValidateNested } from 'class-validator';
 import {
-  IsArray,
-  IsBoolean,
-  IsIn,
-  IsInt,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  ValidateNested,
-  type ValidationOptions,
-} from 'class-validator';
-import { applyDecorators } from '@nestjs/common';
+  CORS_ORIGIN,
+  CORS_ORIGINS_MESSAGE,
+  HOST_PORT,
+  IntRange,
+  isFlag,
+  isText,
+  OneOf,
+} from './config-rules';
 
 /** Algorithms passport-jwt (jsonwebtoken) can verify with a public key; HS* and none never. */
 export const ASYMMETRIC_ALGORITHMS = [
@@ -35,30 +32,6 @@ export type RateLimitScope = (typeof RATE_LIMIT_SCOPES)[number];
 
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
-
-/**
- * An origin as a browser serialises it: http or https, a lower-case host name, IPv4 or [IPv6]
- * address, an optional port, and nothing after it (no path, no trailing slash, no wildcard).
- */
-const CORS_ORIGIN =
-  /^https?:\/\/(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(?::\d{1,5})?$/;
-const CORS_ORIGINS_MESSAGE =
-  'must be a list of exact origins (http://host:port or https://host, no path, no wildcard)';
-
-const HOST_PORT = /^[^\s:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/;
-
-// One message per rule, naming what is allowed and never the value that was given.
-function IntRange(min: number, max: number): PropertyDecorator {
-  const message = { message: `must be an integer from ${min} to ${max}` };
-  return applyDecorators(IsInt(message), Min(min, message), Max(max, message));
-}
-
-function OneOf(values: readonly string[], options: ValidationOptions = {}): PropertyDecorator {
-  return IsIn(values as string[], { message: `must be one of: ${values.join(', ')}`, ...options });
-}
-
-const isText = { message: 'must be a string' };
-const isFlag = { message: 'must be true or false' };
 
 /**
  * Origins a browser may call from (exact `scheme://host[:port]`, compared as the browser sends
