@@ -36,6 +36,7 @@ const matrix = suites([
   'locks',
   'limits',
   'upstash',
+  'upstash-subscribe',
 ]);
 
 /** @type {import('jest').Config} */

@@ -2,11 +2,11 @@ import { Module } from '@nestjs/common';
 import { MetricsModule } from '../observability/metrics.module';
 import { PubSubController } from './pubsub.controller';
 import { PubSubService } from './pubsub.service';
-import { Subscriptions } from './subscriptions';
+import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
 
 @Module({
-  imports: [MetricsModule],
+  imports: [MetricsModule, SubscriptionsModule],
   controllers: [PubSubController],
-  providers: [PubSubService, Subscriptions],
+  providers: [PubSubService],
 })
 export class PubSubModule {}

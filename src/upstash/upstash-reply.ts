@@ -1,4 +1,5 @@
 import type { AppError } from '../errors/app-error';
+import type { MessageFormat } from '../subscriptions/channel-streams';
 import type { PreparedCommand } from './command-table';
 
 const OK = Buffer.from('OK');
@@ -15,7 +16,10 @@ export function upstashErrorBody(error: AppError, status: number): unknown {
     return { error: error.detail, code: error.code };
   }
   const prefix = status === 403 ? 'NOPERM' : 'ERR';
-  return { error: `${prefix} ${error.detail}`, code: error.code };
+  // The SDK shows only `error`: a validation problem names its first field there.
+  const first = error.errors?.[0];
+  const detail = first ? `${error.detail} ${first.field}: ${first.message}` : error.detail;
+  return { error: `${prefix} ${detail}`, code: error.code };
 }
 
 /**
@@ -58,4 +62,29 @@ export function unprefixReply(command: PreparedCommand, reply: unknown, prefix: 
     const pair = entry as unknown[];
     return Array.isArray(entry) ? [strip(pair[0], prefix), ...pair.slice(1)] : entry;
   });
+}
+
+/**
+ * The SDK's subscription frames (`subscribe()`/`psubscribe()` read only the `data:` lines):
+ * `subscribe,ch,1` once subscribed, then `message,ch,text` or `pmessage,pat,ch,text`. The
+ * message is UTF-8 text; a line break in it starts a new `data:` line, as the SSE grammar needs.
+ */
+export function upstashMessageFormat(kind: 'channel' | 'pattern', name: string): MessageFormat {
+  return kind === 'channel'
+    ? {
+        id: 'upstash',
+        opened: () => ({ event: 'message', data: `subscribe,${name},1` }),
+        event: (channel, message) => ({
+          event: 'message',
+          data: `message,${channel},${message.toString('utf8')}`,
+        }),
+      }
+    : {
+        id: `upstash\0${name}`,
+        opened: () => ({ event: 'message', data: `psubscribe,${name},1` }),
+        event: (channel, message) => ({
+          event: 'message',
+          data: `pmessage,${name},${channel},${message.toString('utf8')}`,
+        }),
+      };
 }

@@ -1,16 +1,22 @@
-import { Body, Controller, Headers } from '@nestjs/common';
+import { Body, Controller, Headers, Param, Res } from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
-import { ApiBody, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
+import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { ReadRoute } from '../auth/route.decorator';
-import { upstashErrorBody } from './upstash-reply';
+import { ChannelStreams } from '../subscriptions/channel-streams';
+import { upstashErrorBody, upstashMessageFormat } from './upstash-reply';
 import { UpstashService } from './upstash.service';
 
 /** Errors in the SDK's `{error}` shape instead of problem+json (see ProblemFilter). */
 const upstashErrors = RouteConfig({ errorBody: upstashErrorBody });
 const base64 = (encoding: string | undefined) => encoding?.toLowerCase() === 'base64';
 const COMMAND = { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'number' }] } };
+const FRAMES = `An SSE stream whose \`data:\` lines the SDK reads: \`subscribe,<channel>,1\` (or
+\`psubscribe,<pattern>,1\`) once Redis has confirmed the subscription, then \`message,<channel>,<text>\`
+(or \`pmessage,<pattern>,<channel>,<text>\`). Limits, heartbeats and the closing events are those of
+the pub/sub routes.`;
 
 /**
  * The Upstash REST protocol (the @upstash/redis SDK). Declared with `redis:read`, the least any
@@ -20,7 +26,10 @@ const COMMAND = { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'n
 @ApiTags('upstash')
 @Controller('redis/upstash')
 export class UpstashController {
-  constructor(private readonly upstash: UpstashService) {}
+  constructor(
+    private readonly upstash: UpstashService,
+    private readonly streams: ChannelStreams,
+  ) {}
 
   @ReadRoute('POST', '', {
     summary: 'One Redis command as a JSON array ({result} or {error})',
@@ -62,5 +71,44 @@ export class UpstashController {
     @Headers('upstash-encoding') encoding: string | undefined,
   ): Promise<unknown> {
     return this.upstash.multiExec(principal, body, base64(encoding));
+  }
+
+  @ReadRoute('POST', 'subscribe/:channel', {
+    summary: "Subscribe to a channel (the SDK's subscribe()) as Server-Sent Events",
+    description: FRAMES,
+    problems: [429],
+  })
+  @ApiParam({ name: 'channel', description: 'The channel (glob characters are literal)' })
+  @ApiProduces('text/event-stream')
+  @ApiOkResponse({ description: FRAMES, schema: { type: 'string' } })
+  @upstashErrors
+  async subscribe(
+    @CurrentPrincipal() principal: Principal,
+    @Param('channel') channel: string,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const format = upstashMessageFormat('channel', channel);
+    await this.streams.open(principal, 'channel', channel, format, reply);
+  }
+
+  @ReadRoute('POST', 'psubscribe/:pattern', {
+    summary: "Subscribe to the channels matching a pattern (the SDK's psubscribe()) as SSE",
+    description: FRAMES,
+    problems: [429],
+  })
+  @ApiParam({
+    name: 'pattern',
+    description: "A Redis glob pattern; it may not match channels outside the token's key patterns",
+  })
+  @ApiProduces('text/event-stream')
+  @ApiOkResponse({ description: FRAMES, schema: { type: 'string' } })
+  @upstashErrors
+  async psubscribe(
+    @CurrentPrincipal() principal: Principal,
+    @Param('pattern') pattern: string,
+    @Res() reply: FastifyReply,
+  ): Promise<void> {
+    const format = upstashMessageFormat('pattern', pattern);
+    await this.streams.open(principal, 'pattern', pattern, format, reply);
   }
 }

@@ -1,10 +1,12 @@
 import { Module } from '@nestjs/common';
+import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
 import { UpstashCommands } from './command-table';
 import { UpstashController } from './upstash.controller';
 import { UpstashService } from './upstash.service';
 
 /** The Upstash-compatible endpoint, mounted only when `upstash.enabled`. */
 @Module({
+  imports: [SubscriptionsModule],
   controllers: [UpstashController],
   providers: [UpstashCommands, UpstashService],
 })

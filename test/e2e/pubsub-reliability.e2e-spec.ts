@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Redis } from 'ioredis';
 import { LocalIssuer } from '../../src/dev/local-issuer';
-import { Subscriptions } from '../../src/pubsub/subscriptions';
+import { Subscriptions } from '../../src/subscriptions/subscriptions';
 import { RedisConnections } from '../../src/redis/connections';
 import { SseRegistry } from '../../src/sse/sse-registry';
 import { TestApp, withApp, type TestAppOptions } from '../support/app';

@@ -20,6 +20,7 @@ const LAYERS: Record<string, number> = {
   sse: 3,
   health: 3,
   'near-cache': 3,
+  subscriptions: 3,
   kv: 4,
   hashes: 4,
   pubsub: 4,
