@@ -39,6 +39,8 @@ export class GatewayMetrics {
     @InjectMetric('redis_gateway_near_cache_evictions_total') readonly nearCacheEvictions: Counter,
     @InjectMetric('redis_gateway_near_cache_flushes_total') readonly nearCacheFlushes: Counter,
     @InjectMetric('redis_gateway_near_cache_bytes') readonly nearCacheBytes: Gauge,
+    @InjectMetric('redis_gateway_upstash_commands_total')
+    readonly upstashCommands: Counter<'family' | 'result'>,
   ) {}
 
   recordHttp(method: string, route: string, status: number, seconds: number): void {

@@ -2,6 +2,15 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from './gateway-metrics';
 
+/** Fields a route adds to its request's log line: names the gateway knows, never caller data. */
+export type LogFields = Record<string, string | number | string[]>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    logFields?: LogFields;
+  }
+}
+
 /** The HTTP metrics by route template and the one JSON log line of a finished request. */
 export function recordRequest(
   logger: Logger,
@@ -18,7 +27,15 @@ export function recordRequest(
   // request at warn; any other 5xx is the gateway's own fault.
   const level = status === 503 || status === 504 ? 'warn' : status >= 500 ? 'error' : 'info';
   logger[level](
-    { reqId: String(request.id), method: request.method, route, status, durationMs, sub },
+    {
+      reqId: String(request.id),
+      method: request.method,
+      route,
+      status,
+      durationMs,
+      sub,
+      ...request.logFields,
+    },
     'request completed',
   );
 }

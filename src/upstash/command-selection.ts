@@ -24,9 +24,25 @@ export function selectCommands(all: CommandInfo[]): Record<string, CommandInfo> 
       if (subs.length === 0) {
         continue;
       }
-      info.subcommands = Object.fromEntries(subs.map((sub) => [sub.name, sub]));
+      table[info.name] = {
+        ...info,
+        subcommands: Object.fromEntries(subs.map((sub) => [sub.name, sub])),
+      };
+    } else {
+      table[info.name] = info;
     }
-    table[info.name] = info;
   }
   return table;
+}
+
+/**
+ * The server's other commands, by name with their family: refused, but named in the request
+ * log and counted in the metrics by family, where a name the server does not know is not.
+ */
+export function refusedCommands(all: CommandInfo[]): Record<string, string> {
+  const table = selectCommands(all);
+  const refused = all
+    .filter((info) => !Object.hasOwn(table, info.name))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+  return Object.fromEntries(refused.map((info) => [info.name, info.group]));
 }

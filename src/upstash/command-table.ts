@@ -8,7 +8,21 @@ import type { CommandInfo } from './command-info';
 import TABLE from './command-table.json';
 import { keyPositions } from './key-positions';
 
-const COMMANDS = (TABLE as unknown as { commands: Record<string, CommandInfo> }).commands;
+const { commands: COMMANDS, refused: REFUSED } = TABLE as unknown as {
+  commands: Record<string, CommandInfo>;
+  /** The server's other commands and their families: refused, but nameable in logs. */
+  refused: Record<string, string>;
+};
+
+/** A command as the logs and the metrics name it: never its arguments. */
+export interface CommandName {
+  /** Upper case, as Redis writes it; `(unknown)` for a name the server does not have. */
+  name: string;
+  /** Its COMMAND DOCS group, `unknown` for an unknown name: a bounded metric label. */
+  family: string;
+}
+
+const UNKNOWN: CommandName = { name: '(unknown)', family: 'unknown' };
 
 /** How a blocking command names its timeout. */
 const BLOCK_TIMEOUT: Record<string, 'last' | 'first' | 'option'> = {
@@ -128,6 +142,24 @@ export class UpstashCommands {
   ) {
     this.allowedScripts = new Set(config.upstash.allowedScripts.map((sha) => sha.toLowerCase()));
     this.maxBlockMs = config.limits.maxBlockMs;
+  }
+
+  /**
+   * How a command is named in the logs and metrics, whether offered or not: only names the
+   * server has (a caller's own text could be anything, a key or a secret), never arguments.
+   */
+  nameOf(command: unknown): CommandName {
+    const first: unknown = Array.isArray(command) ? command[0] : undefined;
+    if (typeof first !== 'string') {
+      return UNKNOWN;
+    }
+    const name = first.toLowerCase();
+    const family = Object.hasOwn(COMMANDS, name)
+      ? COMMANDS[name].group
+      : Object.hasOwn(REFUSED, name)
+        ? REFUSED[name]
+        : undefined;
+    return family === undefined ? UNKNOWN : { name: name.toUpperCase(), family };
   }
 
   /** The table entry of a command name and its arguments (a subcommand's own), or a refusal. */

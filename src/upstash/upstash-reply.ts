@@ -4,6 +4,9 @@ import type { PreparedCommand } from './command-table';
 
 const OK = Buffer.from('OK');
 
+/** What one command answers: Redis's reply or its error reply's text. */
+export type Outcome = { result: unknown } | { error: string };
+
 /** Marks an AppError whose detail is Redis's own error reply, passed through as it is. */
 export const REDIS_REPLY = 'redis_reply';
 

@@ -1,12 +1,11 @@
-import { Body, Controller, Headers, Param, Res } from '@nestjs/common';
+import { Body, Controller, Headers, Param, Req, Res } from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import { ApiBody, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { ReadRoute } from '../auth/route.decorator';
-import { ChannelStreams } from '../subscriptions/channel-streams';
-import { upstashErrorBody, upstashMessageFormat } from './upstash-reply';
+import { upstashErrorBody } from './upstash-reply';
 import { UpstashService } from './upstash.service';
 
 /** Errors in the SDK's `{error}` shape instead of problem+json (see ProblemFilter). */
@@ -26,10 +25,7 @@ the pub/sub routes.`;
 @ApiTags('upstash')
 @Controller('redis/upstash')
 export class UpstashController {
-  constructor(
-    private readonly upstash: UpstashService,
-    private readonly streams: ChannelStreams,
-  ) {}
+  constructor(private readonly upstash: UpstashService) {}
 
   @ReadRoute('POST', '', {
     summary: 'One Redis command as a JSON array ({result} or {error})',
@@ -41,8 +37,9 @@ export class UpstashController {
     @CurrentPrincipal() principal: Principal,
     @Body() body: unknown,
     @Headers('upstash-encoding') encoding: string | undefined,
+    @Req() request: FastifyRequest,
   ): Promise<unknown> {
-    return this.upstash.command(principal, body, base64(encoding));
+    return this.upstash.command(principal, body, base64(encoding), request);
   }
 
   @ReadRoute('POST', 'pipeline', {
@@ -55,8 +52,9 @@ export class UpstashController {
     @CurrentPrincipal() principal: Principal,
     @Body() body: unknown,
     @Headers('upstash-encoding') encoding: string | undefined,
+    @Req() request: FastifyRequest,
   ): Promise<unknown> {
-    return this.upstash.pipeline(principal, body, base64(encoding));
+    return this.upstash.pipeline(principal, body, base64(encoding), request);
   }
 
   @ReadRoute('POST', 'multi-exec', {
@@ -69,8 +67,9 @@ export class UpstashController {
     @CurrentPrincipal() principal: Principal,
     @Body() body: unknown,
     @Headers('upstash-encoding') encoding: string | undefined,
+    @Req() request: FastifyRequest,
   ): Promise<unknown> {
-    return this.upstash.multiExec(principal, body, base64(encoding));
+    return this.upstash.multiExec(principal, body, base64(encoding), request);
   }
 
   @ReadRoute('POST', 'subscribe/:channel', {
@@ -85,10 +84,10 @@ export class UpstashController {
   async subscribe(
     @CurrentPrincipal() principal: Principal,
     @Param('channel') channel: string,
+    @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const format = upstashMessageFormat('channel', channel);
-    await this.streams.open(principal, 'channel', channel, format, reply);
+    await this.upstash.subscribe(principal, 'channel', channel, request, reply);
   }
 
   @ReadRoute('POST', 'psubscribe/:pattern', {
@@ -106,9 +105,9 @@ export class UpstashController {
   async psubscribe(
     @CurrentPrincipal() principal: Principal,
     @Param('pattern') pattern: string,
+    @Req() request: FastifyRequest,
     @Res() reply: FastifyReply,
   ): Promise<void> {
-    const format = upstashMessageFormat('pattern', pattern);
-    await this.streams.open(principal, 'pattern', pattern, format, reply);
+    await this.upstash.subscribe(principal, 'pattern', pattern, request, reply);
   }
 }

@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { MetricsModule } from '../observability/metrics.module';
 import { SubscriptionsModule } from '../subscriptions/subscriptions.module';
 import { UpstashCommands } from './command-table';
 import { UpstashController } from './upstash.controller';
@@ -6,7 +7,7 @@ import { UpstashService } from './upstash.service';
 
 /** The Upstash-compatible endpoint, mounted only when `upstash.enabled`. */
 @Module({
-  imports: [SubscriptionsModule],
+  imports: [MetricsModule, SubscriptionsModule],
   controllers: [UpstashController],
   providers: [UpstashCommands, UpstashService],
 })

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import type { FastifyReply } from 'fastify';
 import type { ChainableCommander } from 'ioredis';
 import { KeyAccess } from '../auth/key-patterns';
 import { hasScopes, type Principal } from '../auth/principal';
@@ -10,11 +11,18 @@ import { SlotRouter, slotGroups } from '../redis/cluster';
 import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
 import type { RedisClient } from '../redis/types';
-import { UpstashCommands, type PreparedCommand } from './command-table';
-import { REDIS_REPLY, encodeReply, unprefixReply } from './upstash-reply';
-
-/** What one command answers: Redis's reply or its error reply's text. */
-export type Outcome = { result: unknown } | { error: string };
+import { ChannelStreams } from '../subscriptions/channel-streams';
+import { GatewayMetrics } from '../observability/gateway-metrics';
+import type { LogFields } from '../observability/http-observability';
+import { commandLogFields, countCommands, failureResult } from './command-log';
+import { UpstashCommands, type CommandName, type PreparedCommand } from './command-table';
+import {
+  REDIS_REPLY,
+  encodeReply,
+  unprefixReply,
+  upstashMessageFormat,
+  type Outcome,
+} from './upstash-reply';
 
 /** Redis Cluster's own answer to a command whose keys are in more than one hash slot. */
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
@@ -67,27 +75,98 @@ export class UpstashService {
     private readonly access: KeyAccess,
     private readonly keyspace: Keyspace,
     private readonly config: AppConfig,
+    private readonly metrics: GatewayMetrics,
+    private readonly streams: ChannelStreams,
   ) {
     this.prefix = Buffer.from(config.redis.keyPrefix);
   }
 
-  async command(principal: Principal, body: unknown, base64: boolean): Promise<unknown> {
-    const [command] = this.prepareAll(principal, [parseCommand(body)]);
-    const [outcome] = await this.run(principal, [command]);
+  async command(
+    principal: Principal,
+    body: unknown,
+    base64: boolean,
+    log: { logFields?: LogFields },
+  ): Promise<unknown> {
+    const [outcome] = await this.observed(log, body, false, async () => {
+      const [command] = this.prepareAll(principal, [parseCommand(body)]);
+      return this.run(principal, [command]);
+    });
     if ('error' in outcome) {
       throw new AppError('BAD_REQUEST', outcome.error, { reason: REDIS_REPLY });
     }
     return this.answer({ result: encodeReply(outcome.result, base64) });
   }
 
-  async pipeline(principal: Principal, body: unknown, base64: boolean): Promise<unknown> {
-    const commands = this.prepareAll(principal, this.parseMany(body));
-    const outcomes = await this.run(principal, commands);
+  async pipeline(
+    principal: Principal,
+    body: unknown,
+    base64: boolean,
+    log: { logFields?: LogFields },
+  ): Promise<unknown> {
+    const outcomes = await this.observed(log, body, true, () =>
+      this.run(principal, this.prepareAll(principal, this.parseMany(body))),
+    );
     return this.answer(outcomes.map((outcome) => this.encode(outcome, base64)));
   }
 
-  async multiExec(principal: Principal, body: unknown, base64: boolean): Promise<unknown> {
-    const commands = this.prepareAll(principal, this.parseMany(body));
+  async multiExec(
+    principal: Principal,
+    body: unknown,
+    base64: boolean,
+    log: { logFields?: LogFields },
+  ): Promise<unknown> {
+    const outcomes = await this.observed(log, body, true, () =>
+      this.transaction(this.prepareAll(principal, this.parseMany(body))),
+    );
+    return this.answer(outcomes.map((outcome) => this.encode(outcome, base64)));
+  }
+
+  /** SUBSCRIBE or PSUBSCRIBE as SSE in the SDK's frames, over the pub/sub routes' machinery. */
+  async subscribe(
+    principal: Principal,
+    kind: 'channel' | 'pattern',
+    name: string,
+    log: { logFields?: LogFields },
+    reply: FastifyReply,
+  ): Promise<void> {
+    const command = kind === 'channel' ? 'subscribe' : 'psubscribe';
+    const format = upstashMessageFormat(kind, name);
+    await this.observed(log, [command], false, async () => {
+      await this.streams.open(principal, kind, name, format, reply);
+      return [{ result: 1 }];
+    });
+  }
+
+  /**
+   * Runs a request's commands with their names on the request's log line and each one counted
+   * by family and result. Only names the server knows are used, never arguments.
+   */
+  private async observed(
+    log: { logFields?: LogFields },
+    body: unknown,
+    pipeline: boolean,
+    work: () => Promise<Outcome[]>,
+  ): Promise<Outcome[]> {
+    const { maxPipelineCommands } = this.config.upstash;
+    const listed = pipeline ? (Array.isArray(body) ? body : []) : [body];
+    const names: CommandName[] = listed
+      .slice(0, maxPipelineCommands)
+      .map((command) => this.commands.nameOf(command));
+    if (names.length > 0) {
+      log.logFields = commandLogFields(names, pipeline);
+    }
+    try {
+      const outcomes = await work();
+      countCommands(this.metrics, names, outcomes);
+      return outcomes;
+    } catch (error) {
+      countCommands(this.metrics, names, failureResult(error));
+      throw error;
+    }
+  }
+
+  /** MULTI/EXEC: a transaction that fails as a whole is a Redis error reply of its own. */
+  private async transaction(commands: PreparedCommand[]): Promise<Outcome[]> {
     if (commands.some((command) => command.scan)) {
       throw badRequest('SCAN is not available inside a transaction');
     }
@@ -111,7 +190,7 @@ export class UpstashService {
     if (outcomes instanceof Error) {
       throw new AppError('BAD_REQUEST', outcomes.message, { reason: REDIS_REPLY });
     }
-    return this.answer(outcomes.map((outcome) => this.encode(outcome, base64)));
+    return outcomes;
   }
 
   private parseMany(body: unknown): string[][] {

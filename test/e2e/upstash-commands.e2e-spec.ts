@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { serverCommands, type CommandInfo, type RawReply } from '../../src/upstash/command-info';
-import { selectCommands } from '../../src/upstash/command-selection';
+import { refusedCommands, selectCommands } from '../../src/upstash/command-selection';
 import TABLE from '../../src/upstash/command-table.json';
 import { keyPositions } from '../../src/upstash/key-positions';
 
@@ -38,6 +38,13 @@ describe('Upstash command table', () => {
       (await redis.call('COMMAND', 'DOCS')) as RawReply[],
     );
     expect(selectCommands(all)).toEqual(COMMANDS);
+    // Every other command of the server, with its family, for the logs and the metrics.
+    expect(refusedCommands(all)).toEqual(TABLE.refused);
+    expect(TABLE.refused).toMatchObject({
+      flushall: 'server',
+      keys: 'generic',
+      subscribe: 'pubsub',
+    });
   });
 
   it('offers none of the commands that reach outside a tenant', () => {
