@@ -1,6 +1,7 @@
 import { Redis as Upstash } from '@upstash/redis';
 import { SCOPES } from '../../src/auth/scopes';
 import { NO_CALLER_LIMITS, TestApp } from '../support/app';
+import { redisCli } from '../support/topology';
 
 /**
  * The Upstash-compatible endpoint driven by the unmodified @upstash/redis SDK from npm, over
@@ -63,10 +64,33 @@ describe('Upstash-compatible endpoint (@upstash/redis SDK)', () => {
   });
 
   afterAll(async () => {
-    // No name a test used exists outside the prefix: every command went under it.
-    const outside = await Promise.all([...names].map((key) => t.redis.exists(key)));
-    expect(outside.reduce((sum, count) => sum + count, 0)).toBe(0);
-    await t.close();
+    try {
+      // No name a test used exists outside the prefix: every command went under it.
+      const outside = await Promise.all([...names].map((key) => t.redis.exists(key)));
+      expect(outside.reduce((sum, count) => sum + count, 0)).toBe(0);
+      // And as redis-cli lists every server's whole keyspace (the address the test client is
+      // connected to, which Sentinel chose): the keys are there, all under the prefix.
+      const listings = await Promise.all(
+        t
+          .servers()
+          .map(({ stream, options }) =>
+            redisCli([
+              '-h',
+              stream.remoteAddress ?? '127.0.0.1',
+              '-p',
+              String(stream.remotePort),
+              ...(options.password ? ['--no-auth-warning', '--pass', options.password] : []),
+              '--scan',
+            ]),
+          ),
+      );
+      const listed = listings.join('\n').split('\n');
+      expect(listed.filter((key) => names.has(key))).toEqual([]);
+      const prefixed = listed.filter((key) => names.has(key.slice(t.prefix.length)));
+      expect(prefixed.length).toBeGreaterThan(5);
+    } finally {
+      await t.close();
+    }
   });
 
   it('strings with a TTL, JSON values, counters and mget', async () => {
