@@ -1,16 +1,34 @@
-import { Body, Controller, Headers, Param, Req, Res } from '@nestjs/common';
+import {
+  Controller,
+  Param,
+  Req,
+  Res,
+  createParamDecorator,
+  type ExecutionContext,
+} from '@nestjs/common';
 import { RouteConfig } from '@nestjs/platform-fastify';
 import { ApiBody, ApiOkResponse, ApiParam, ApiProduces, ApiTags } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
-import type { Principal } from '../auth/principal';
+import { principalOf, type Principal } from '../auth/principal';
 import { ReadRoute } from '../auth/route.decorator';
 import { upstashErrorBody } from './upstash-reply';
-import { UpstashService } from './upstash.service';
+import { UpstashService, type UpstashRequest } from './upstash.service';
 
 /** Errors in the SDK's `{error}` shape instead of problem+json (see ProblemFilter). */
 const upstashErrors = RouteConfig({ errorBody: upstashErrorBody });
-const base64 = (encoding: string | undefined) => encoding?.toLowerCase() === 'base64';
+
+/** The request as the service takes it: the caller, the body, the encoding, the log line. */
+const Call = createParamDecorator((_data: unknown, context: ExecutionContext): UpstashRequest => {
+  const request = context.switchToHttp().getRequest<FastifyRequest>();
+  const encoding = request.headers['upstash-encoding'];
+  return {
+    principal: principalOf(request),
+    body: request.body,
+    base64: typeof encoding === 'string' && encoding.toLowerCase() === 'base64',
+    log: request,
+  };
+});
 const COMMAND = { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'number' }] } };
 const FRAMES = `An SSE stream whose \`data:\` lines the SDK reads: \`subscribe,<channel>,1\` (or
 \`psubscribe,<pattern>,1\`) once Redis has confirmed the subscription, then \`message,<channel>,<text>\`
@@ -33,13 +51,8 @@ export class UpstashController {
   })
   @ApiBody({ schema: COMMAND })
   @upstashErrors
-  command(
-    @CurrentPrincipal() principal: Principal,
-    @Body() body: unknown,
-    @Headers('upstash-encoding') encoding: string | undefined,
-    @Req() request: FastifyRequest,
-  ): Promise<unknown> {
-    return this.upstash.command(principal, body, base64(encoding), request);
+  command(@Call() call: UpstashRequest): Promise<unknown> {
+    return this.upstash.command(call);
   }
 
   @ReadRoute('POST', 'pipeline', {
@@ -48,13 +61,8 @@ export class UpstashController {
   })
   @ApiBody({ schema: { type: 'array', items: COMMAND } })
   @upstashErrors
-  pipeline(
-    @CurrentPrincipal() principal: Principal,
-    @Body() body: unknown,
-    @Headers('upstash-encoding') encoding: string | undefined,
-    @Req() request: FastifyRequest,
-  ): Promise<unknown> {
-    return this.upstash.pipeline(principal, body, base64(encoding), request);
+  pipeline(@Call() call: UpstashRequest): Promise<unknown> {
+    return this.upstash.pipeline(call);
   }
 
   @ReadRoute('POST', 'multi-exec', {
@@ -63,13 +71,8 @@ export class UpstashController {
   })
   @ApiBody({ schema: { type: 'array', items: COMMAND } })
   @upstashErrors
-  multiExec(
-    @CurrentPrincipal() principal: Principal,
-    @Body() body: unknown,
-    @Headers('upstash-encoding') encoding: string | undefined,
-    @Req() request: FastifyRequest,
-  ): Promise<unknown> {
-    return this.upstash.multiExec(principal, body, base64(encoding), request);
+  multiExec(@Call() call: UpstashRequest): Promise<unknown> {
+    return this.upstash.multiExec(call);
   }
 
   @ReadRoute('POST', 'subscribe/:channel', {

@@ -27,6 +27,15 @@ import {
 /** Redis Cluster's own answer to a command whose keys are in more than one hash slot. */
 const CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot";
 
+/** One request of the protocol: who sent it, its JSON body, and where its log fields go. */
+export interface UpstashRequest {
+  principal: Principal;
+  body: unknown;
+  /** `Upstash-Encoding: base64`: every string of the answer in base64. */
+  base64: boolean;
+  log: { logFields?: LogFields };
+}
+
 const badRequest = (detail: string) => new AppError('BAD_REQUEST', detail);
 
 /** A Redis error reply to a command, as opposed to a connection that failed under it. */
@@ -81,12 +90,7 @@ export class UpstashService {
     this.prefix = Buffer.from(config.redis.keyPrefix);
   }
 
-  async command(
-    principal: Principal,
-    body: unknown,
-    base64: boolean,
-    log: { logFields?: LogFields },
-  ): Promise<unknown> {
+  async command({ principal, body, base64, log }: UpstashRequest): Promise<unknown> {
     const [outcome] = await this.observed(log, body, false, async () => {
       const [command] = this.prepareAll(principal, [parseCommand(body)]);
       return this.run(principal, [command]);
@@ -97,26 +101,21 @@ export class UpstashService {
     return this.answer({ result: encodeReply(outcome.result, base64) });
   }
 
-  async pipeline(
-    principal: Principal,
-    body: unknown,
-    base64: boolean,
-    log: { logFields?: LogFields },
-  ): Promise<unknown> {
-    const outcomes = await this.observed(log, body, true, () =>
-      this.run(principal, this.prepareAll(principal, this.parseMany(body))),
-    );
-    return this.answer(outcomes.map((outcome) => this.encode(outcome, base64)));
+  pipeline(request: UpstashRequest): Promise<unknown> {
+    return this.many(request, (commands) => this.run(request.principal, commands));
   }
 
-  async multiExec(
-    principal: Principal,
-    body: unknown,
-    base64: boolean,
-    log: { logFields?: LogFields },
+  multiExec(request: UpstashRequest): Promise<unknown> {
+    return this.many(request, (commands) => this.transaction(commands));
+  }
+
+  /** A pipeline or a transaction: every command prepared, then executed, then encoded. */
+  private async many(
+    { principal, body, base64, log }: UpstashRequest,
+    execute: (commands: PreparedCommand[]) => Promise<Outcome[]>,
   ): Promise<unknown> {
     const outcomes = await this.observed(log, body, true, () =>
-      this.transaction(this.prepareAll(principal, this.parseMany(body))),
+      execute(this.prepareAll(principal, this.parseMany(body))),
     );
     return this.answer(outcomes.map((outcome) => this.encode(outcome, base64)));
   }
