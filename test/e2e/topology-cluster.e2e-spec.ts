@@ -567,12 +567,12 @@ describe('cluster mode: 3 masters', () => {
     // The move was seen: ASK while the slot was half-moved, MOVED once it was.
     expect(redirections.source.ASK).toBeGreaterThan(0);
     expect(redirections.source.MOVED + redirections.target.MOVED).toBeGreaterThan(0);
-    // MGET of keys split between the two masters meets TRYAGAIN, which ioredis retries for a
-    // while; a 503 (retry) would be acceptable there, a 500 never.
+    // MGET of keys split between the two masters meets TRYAGAIN, which ioredis retries until
+    // the slot is whole again; on a slow machine that outlasts redis.commandTimeoutMs. So 503
+    // (retry) and 504 (the deadline passed) are honest answers there, a 500 never.
+    const honest = new Set(['200', '503', '504']);
     for (const tally of Object.values(side)) {
-      expect(Object.keys(tally).filter((status) => status !== '200' && status !== '503')).toEqual(
-        [],
-      );
+      expect(Object.keys(tally).filter((status) => !honest.has(status))).toEqual([]);
     }
     // Every hot key still answers through the gateway, now from the target master.
     const hits = await t.call('POST', '/redis/kv/_mget', {
