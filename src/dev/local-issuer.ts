@@ -157,13 +157,23 @@ export class LocalIssuer {
     if (request.ttlS !== undefined) {
       form.set('ttl', String(request.ttlS));
     }
-    const response = await fetch(`${this.url}/token`, {
-      method: 'POST',
-      headers: {
-        authorization: `Basic ${Buffer.from(`${clientId}:${CLIENT_SECRET}`).toString('base64')}`,
-        'content-type': 'application/x-www-form-urlencoded',
-      },
-      body: form,
+    const send = () =>
+      fetch(`${this.url}/token`, {
+        method: 'POST',
+        headers: {
+          authorization: `Basic ${Buffer.from(`${clientId}:${CLIENT_SECRET}`).toString('base64')}`,
+          'content-type': 'application/x-www-form-urlencoded',
+        },
+        body: form,
+      });
+    // fetch reuses idle keep-alive sockets, and one the server is closing at that moment fails
+    // with ECONNRESET before the request is read (likelier on a busy machine). Issuing a token
+    // has no effect to repeat, so one retry on a fresh socket is safe.
+    const response = await send().catch((error: Error) => {
+      if ((error.cause as NodeJS.ErrnoException | undefined)?.code !== 'ECONNRESET') {
+        throw error;
+      }
+      return send();
     });
     const body = (await response.json()) as { access_token?: string; error_description?: string };
     if (!response.ok || !body.access_token) {

@@ -626,10 +626,13 @@ describe('Redis failure behaviour (R-1 … R-5, R-7, R-13, R-14, R-17)', () => {
       proxy.reset();
       await eventually(async () => expect(await readyz(t)).toBe(503), 2000, 10);
       const refused = await load(50, 1000, (seq) => inject(t, seq % 2 ? get : put));
+      const loop = watchEventLoop();
       await proxy.accept();
       const acceptedAt = performance.now();
-      await untilReady(t, 2000);
+      await untilReady(t, 10000);
       const recoveredMs = performance.now() - acceptedAt;
+      // Ready again within 2 s, plus whatever a busy machine stalled this process meanwhile.
+      expect(recoveredMs).toBeLessThanOrEqual(2000 + loop.stop());
       report('FaultProxy modes', {
         slowReadMs: Math.round(slowRead.ms),
         lateMs: [Math.round(lateRead.ms), Math.round(lateWrite.ms)],
@@ -1091,6 +1094,7 @@ describe('Redis failure behaviour (R-1 … R-5, R-7, R-13, R-14, R-17)', () => {
         );
         const whileLoading: Outcome[] = [];
         const readiness: number[] = [];
+        const loop = watchEventLoop();
         while (/loading:1/.test(await probe.info('persistence'))) {
           whileLoading.push(await inject(t, mixedOp(whileLoading.length)));
           readiness.push(await readyz(t));
@@ -1099,6 +1103,8 @@ describe('Redis failure behaviour (R-1 … R-5, R-7, R-13, R-14, R-17)', () => {
         const loadedAt = performance.now();
         await untilReady(t, 15000);
         const readyMs = performance.now() - loadedAt;
+        // The bounds below are a quiet machine's, widened by what this process was stalled.
+        const stallMs = loop.stop();
         // The harness's start-up probe has its own ready check; it may return later.
         await launching;
         report('R-17 LOADING', {
@@ -1109,11 +1115,13 @@ describe('Redis failure behaviour (R-1 … R-5, R-7, R-13, R-14, R-17)', () => {
         expect(whileLoading.length).toBeGreaterThan(5);
         expect(
           whileLoading
-            .filter((o) => o.status !== 503 || o.code !== 'REDIS_UNAVAILABLE' || o.ms > 200)
+            .filter(
+              (o) => o.status !== 503 || o.code !== 'REDIS_UNAVAILABLE' || o.ms > 200 + stallMs,
+            )
             .map(describeOutcome),
         ).toEqual([]);
         expect(readiness.every((status) => status === 503)).toBe(true);
-        expect(readyMs).toBeLessThanOrEqual(1000);
+        expect(readyMs).toBeLessThanOrEqual(1000 + stallMs);
         expect(await probe.dbsize()).toBe(1000000);
       });
     });

@@ -41,8 +41,11 @@ export class ServiceProcess {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** Waits until /healthz answers (or the process exits). */
-  async listening(timeoutMs = 10000): Promise<void> {
+  /**
+   * Waits until /healthz answers (or the process exits). Generous: a start-up on a busy machine
+   * can take seconds, and no test judges this time.
+   */
+  async listening(timeoutMs = 20000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) {
