@@ -32,7 +32,8 @@ await createClient({
 `;
 
 // A program written against the generated SDK: it must type-check, and the line marked
-// @ts-expect-error proves the types are real (with `any` types it would be an error itself).
+// with a ts-expect-error directive proves the types are real (with `any` types the directive
+// would be an error itself).
 const CLIENT_PROGRAM = `import { createClient } from './hey-api/client';
 import { hashesGetField, hashesPut, kvGet, kvPut, pubSubPublish, type KvPutData } from './hey-api';
 
