@@ -269,7 +269,7 @@ describe('distributed locks API', () => {
       ['ttlMs over locks.maxTtlMs', { ttlMs: MAX_TTL_MS + 1 }, 'ttlMs'],
       ['ttlMs not an integer', { ttlMs: 1.5 }, 'ttlMs'],
       ['ttlMs as text', { ttlMs: '1000' }, 'ttlMs'],
-      ['ttlMs too short', { ttlMs: 5 }, 'ttlMs'],
+      ['ttlMs too short', { ttlMs: 99 }, 'ttlMs'],
       ['negative waitMs', { ttlMs: 1000, waitMs: -1 }, 'waitMs'],
       ['waitMs over limits.maxBlockMs', { ttlMs: 1000, waitMs: 2001 }, 'waitMs'],
       ['retryDelayMs too short', { ttlMs: 1000, waitMs: 100, retryDelayMs: 1 }, 'retryDelayMs'],

@@ -2,8 +2,12 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsInt, Matches, Max, Min } from 'class-validator';
 import { Optional } from '../../common/validation';
 
-/** The shortest lease: below it the clock-drift allowance leaves no validity to speak of. */
-export const MIN_TTL_MS = 10;
+/**
+ * The shortest lease. The validity left when the caller is answered is the lease minus the
+ * round trips and the clock-drift allowance; a lease that is gone by then was not acquired, and
+ * with leases of a few milliseconds an ordinary round trip on a busy host used them up.
+ */
+export const MIN_TTL_MS = 100;
 export const MIN_RETRY_DELAY_MS = 10;
 export const MAX_RETRY_DELAY_MS = 10000;
 export const DEFAULT_RETRY_DELAY_MS = 200;
