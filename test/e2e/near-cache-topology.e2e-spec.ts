@@ -12,13 +12,15 @@ import { expectProblem } from '../support/problems';
  * cluster): two instances `a` (reads) and `b` (writes elsewhere) with the cache on and one key
  * prefix. The matrix servers are shared with suites running in parallel: nothing here flushes
  * a database or kills a connection it did not identify as one of its own instances' (only this
- * suite turns the near-cache on in the matrix). FLUSHALL and restarts are in near-cache.e2e-spec.
+ * suite turns the near-cache on in the matrix). FLUSHALL and restarts are in near-cache.e2e-spec,
+ * FLUSHALL and a slot migration on a cluster of its own in near-cache-cluster.e2e-spec.
  */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 const NEAR = { enabled: true, maxBytes: 1024 * 1024, maxEntryBytes: 4096, keyPatterns: ['*'] };
 const INVALIDATE_CHANNEL = '__redis__:invalidate';
 /** The invalidation delay the near-cache promises on a quiet machine. */
 const STALENESS_BOUND_MS = 100;
+const cache = (response: Response) => response.headers['x-cache'];
 
 interface NearCacheState {
   enabled: boolean;
@@ -51,7 +53,6 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
   const get = (t: TestApp, name: string) => t.call('GET', at(name), { token: t.tokens.read });
   const put = (t: TestApp, name: string, value: string, ttl?: number) =>
     t.call('PUT', at(name), { token: t.tokens.write, body: { value, ttl } });
-  const cache = (response: Response) => response.headers['x-cache'];
   const status = async (t: TestApp) =>
     (await t.call('GET', '/redis/status', { token: t.tokens.read })).json().gateway
       .nearCache as NearCacheState;
