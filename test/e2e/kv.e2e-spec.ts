@@ -1,14 +1,28 @@
 import { TestApp } from '../support/app';
+import { eventually } from '../support/ports';
 import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 /** Percent-encodes a name for a path segment. */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
+/** NEAR_CACHE set: the whole suite again with the near-cache on, which must change no answer. */
+const nearCache = Boolean(process.env.NEAR_CACHE);
 
 describe('key-value API', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await TestApp.create({ config: { limits: { maxValueBytes: 4096, maxBatchKeys: 5 } } });
+    t = await TestApp.create({
+      config: {
+        limits: { maxValueBytes: 4096, maxBatchKeys: 5 },
+        nearCache: { enabled: nearCache },
+      },
+    });
+    if (nearCache) {
+      await eventually(async () => {
+        const status = await t.call('GET', '/redis/status', { token: t.tokens.read });
+        expect(status.json().gateway.nearCache.trackingArmed).toBe(true);
+      }, 15000);
+    }
   });
 
   afterAll(async () => {

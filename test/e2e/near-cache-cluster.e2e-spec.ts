@@ -86,7 +86,7 @@ describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flus
     }
   });
 
-  it('FLUSHALL on one master flushes the whole cache and it stays armed; on every master too', async () => {
+  it('FLUSHALL on one master flushes the whole cache and it stays armed; on every master too (N-10)', async () => {
     for (const name of names) {
       await cached(name, 'v');
     }
@@ -109,7 +109,7 @@ describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flus
     }
   });
 
-  it('a slot moved to another master flushes everything, and the key is tracked on its new master', async () => {
+  it('a slot moved to another master flushes everything, and the key is tracked on its new master (N-10)', async () => {
     for (const name of names) {
       await cached(name, 'before');
     }

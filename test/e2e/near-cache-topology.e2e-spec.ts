@@ -142,13 +142,13 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     await a?.close();
   });
 
-  it('is armed on the project topology and says so in /redis/status', async () => {
+  it('is armed on the project topology and says so in /redis/status (N-7)', async () => {
     const read = await a.call('GET', '/redis/status', { token: a.tokens.read });
     expect(read.json().redis).toMatchObject({ mode: a.topology });
     expect(await status(a)).toMatchObject({ enabled: true, trackingArmed: true });
   });
 
-  it('arms one tracking link per master: its reads connection redirected to a subscriber on that master', async () => {
+  it('arms one tracking link per master: its reads connection redirected to a subscriber on that master (N-7)', async () => {
     for (const server of a.servers()) {
       const subscribers = await invalidationClients(server);
       // a and b: one subscriber each on every master, subscribed to the invalidation channel.
@@ -160,7 +160,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     }
   });
 
-  it('caches a key on every master (HIT after a first read), and /redis/status counts them', async () => {
+  it('caches a key on every master (HIT after a first read), and /redis/status counts them (N-7)', async () => {
     for (const name of names) {
       await cached(name, `v:${name}`);
     }
@@ -169,7 +169,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     expect(state.bytes).toBeGreaterThan(0);
   });
 
-  it('sees a write through the other instance and one straight into Redis within 100 ms, on every master', async () => {
+  it('sees a write through the other instance and one straight into Redis within 100 ms, on every master (N-7)', async () => {
     const staleness: number[] = [];
     const loop = watchEventLoop();
     for (let round = 0; round < 10; round++) {
@@ -199,7 +199,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     expect(figures.p99).toBeLessThan(STALENESS_BOUND_MS + stall);
   });
 
-  it('reads its own writes and agrees with Redis: GET, PUT, _mget, DELETE, INCR, TTL expiry', async () => {
+  it('reads its own writes and agrees with Redis: GET, PUT, _mget, DELETE, INCR, TTL expiry (N-8)', async () => {
     for (const name of names) {
       await cached(name, 'old');
       expect((await put(a, name, 'new')).statusCode).toBe(200);
@@ -244,7 +244,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     }
   });
 
-  it('flushes everything when one master loses its invalidation connection, bypasses meanwhile, and re-arms', async () => {
+  it('flushes everything when one master loses its invalidation connection, bypasses meanwhile, and re-arms (N-9)', async () => {
     for (const name of names) {
       await cached(name, 'before');
     }
@@ -263,7 +263,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     }
   });
 
-  it('flushes when a master closes a reads connection, and re-arms on a new one', async () => {
+  it('flushes when a master closes a reads connection, and re-arms on a new one (N-9)', async () => {
     for (const name of names) {
       await cached(name, 'before');
     }
