@@ -7,7 +7,7 @@ import { INVALIDATE_CHANNEL } from '../../src/near-cache/tracking';
 /**
  * ClusterTracking's rules on a fake cluster client, for what a shared test cluster cannot show:
  * a replica becoming a master with no event, a slot map refreshed, a master's connection lost.
- * (N-11.) The fakes answer what TrackingLink asks (INFO's run_id, CLIENT ID, SUBSCRIBE, CLIENT TRACKING).
+ * The fakes answer what TrackingLink asks (INFO's run_id, CLIENT ID, SUBSCRIBE, CLIENT TRACKING).
  */
 class FakeNode extends EventEmitter {
   status = 'ready';
@@ -74,7 +74,7 @@ class FakeCluster extends EventEmitter {
 const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
 const logger = { log: () => undefined, warn: () => undefined } as unknown as Logger;
 
-describe('ClusterTracking', () => {
+describe('ClusterTracking (N-11)', () => {
   let cluster: FakeCluster;
   let subscribers: FakeNode[];
   let released: FakeNode[];
