@@ -29,9 +29,10 @@ export interface NearCacheState {
 
 /**
  * The near-cache (README, "Near-cache"): hot string values of this instance in memory, kept
- * exact by Redis client tracking (TrackingLink; ClusterTracking, one link per master). Consulted only by services, after a name has
- * been authorised and turned into its Redis key, so authorisation never depends on it; keyed by
- * the Redis key. While tracking is not armed it is bypassed: every read goes to Redis.
+ * exact by Redis client tracking (TrackingLink; in cluster mode ClusterTracking, one link per
+ * master). Consulted only by services, after a name has been authorised and turned into its
+ * Redis key, so authorisation never depends on it; keyed by the Redis key. While tracking is
+ * not armed it is bypassed: every read goes to Redis.
  */
 @Injectable()
 export class NearCache implements OnModuleInit, OnApplicationShutdown {

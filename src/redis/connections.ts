@@ -40,9 +40,10 @@ class ThrottledWarning {
 /**
  * Every connection the gateway makes to Redis, and the only place that makes them: the two
  * command connections (writes; reads), the one subscriber, the pool of blocking connections,
- * the connections to `locks.nodes`, and those a near-cache receives invalidations on. It knows the topology, the credentials (a password file
- * is re-read when it changes), TLS and the fail-fast client settings; it keeps the connection
- * gauges, checks the idle subscriber, and closes everything on shutdown.
+ * the connections to `locks.nodes`, and those the near-cache receives invalidations on. It
+ * knows the topology, the credentials (a password file is re-read when it changes), TLS and the
+ * fail-fast client settings; it keeps the connection gauges, checks the idle subscribers, and
+ * closes everything on shutdown.
  */
 @Injectable()
 export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
