@@ -4,6 +4,12 @@ import { TrackingLink, type Tracking, type TrackingListener } from './tracking';
 
 /** How often an incomplete cluster tracking looks at the topology again. */
 const CHECK_MS = 500;
+/**
+ * How often an armed one asks for the slot map: a master demoted while it stays up (a manual
+ * failover) keeps its connections and reports none of the new master's writes it replicates, and
+ * a read answered from memory meets no MOVED. The same bound as the subscribers' PING.
+ */
+const REFRESH_MS = 5000;
 const SLOTS = 16384;
 
 /** The connections a cluster tracking needs besides the reads: one subscriber per master. */
@@ -36,7 +42,8 @@ function keyOf(node: Redis): string {
  * the source, which reports it). Any change of the topology (a node added or removed, a master's
  * connection replaced, another slot map, a failover that turned a replica into a master) or the
  * loss of one link flushes the whole cache: the simplest rule that stays exact, for events that
- * are rare.
+ * are rare. While armed it reads the slot map every REFRESH_MS, since a master demoted while up
+ * changes nothing the client sees until then.
  */
 export class ClusterTracking implements Tracking {
   private readonly links = new Map<string, MasterLink>();
@@ -45,6 +52,7 @@ export class ClusterTracking implements Tracking {
   /** Whether every slot owner had a link at the last sync. */
   private complete = false;
   private check?: NodeJS.Timeout;
+  private refreshedAt = Date.now();
   private stopped = false;
   private readonly handlers: [string, () => void][] = [];
 
@@ -122,16 +130,28 @@ export class ClusterTracking implements Tracking {
   /**
    * While not armed: a master whose connection was closed has left the client's pool and comes
    * back only with a command to its slots or a slot refresh, so ask for one; and look again.
+   * While armed: a slot refresh every REFRESH_MS, to notice a demoted master.
    */
   private recheck(): void {
-    if (this.stopped || this.linksArmed()) {
+    if (this.stopped || this.reads.status !== 'ready') {
+      return;
+    }
+    if (this.linksArmed()) {
+      if (Date.now() - this.refreshedAt >= REFRESH_MS) {
+        this.refresh();
+      }
       return;
     }
     this.sync('check');
-    const linked = this.slotOwners().every((key) => this.links.has(key));
-    if (!linked && this.reads.status === 'ready') {
-      this.reads.refreshSlotsCache();
+    if (!this.slotOwners().every((key) => this.links.has(key))) {
+      this.refresh();
     }
+  }
+
+  /** A new slot map from the cluster; its 'refresh' event syncs the links. */
+  private refresh(): void {
+    this.refreshedAt = Date.now();
+    this.reads.refreshSlotsCache();
   }
 
   /**

@@ -154,6 +154,27 @@ describe('ClusterTracking (N-11)', () => {
     expect(promoted.tracking.length).toBeGreaterThan(0);
   });
 
+  it('asks for the slot map every 5 s while armed: a master demoted while it stays up (a manual failover) flushes', async () => {
+    const promoted = master(4);
+    cluster.refreshSlotsCache.mockImplementation(() => {
+      cluster.masters = [cluster.masters[0], cluster.masters[1], promoted];
+      cluster.spread();
+      cluster.emit('refresh');
+    });
+    flushes.length = 0;
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(Date.now() + 6000);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    } finally {
+      clock.mockRestore();
+    }
+    expect(cluster.refreshSlotsCache).toHaveBeenCalledTimes(1);
+    expect(flushes).toHaveLength(1);
+    await settle();
+    expect(tracking.armed).toBe(true);
+    expect(promoted.tracking.length).toBeGreaterThan(0);
+  });
+
   it('flushes on another slot map, and stays armed; a refresh that changes nothing keeps the cache', () => {
     flushes.length = 0;
     cluster.emit('refresh');
