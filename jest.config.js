@@ -37,6 +37,7 @@ const matrix = suites([
   'limits',
   'upstash',
   'upstash-subscribe',
+  'near-cache-topology',
 ]);
 
 /** @type {import('jest').Config} */

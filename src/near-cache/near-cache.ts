@@ -1,5 +1,5 @@
 import { Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { globMatch } from '../common/glob';
 import { AppConfig } from '../config/app-config';
 import { GatewayMetrics } from '../observability/gateway-metrics';
@@ -10,7 +10,8 @@ import {
   type ReadTicket,
   type ReadValue,
 } from './near-cache-store';
-import { TrackingLink } from './tracking';
+import { ClusterTracking } from './cluster-tracking';
+import { TrackingLink, type Tracking, type TrackingListener } from './tracking';
 
 /** What the `X-Cache` header says of a read: answered from memory, or from Redis. */
 export type CacheOutcome = 'HIT' | 'MISS';
@@ -28,16 +29,17 @@ export interface NearCacheState {
 
 /**
  * The near-cache (README, "Near-cache"): hot string values of this instance in memory, kept
- * exact by Redis client tracking (TrackingLink). Consulted only by services, after a name has
- * been authorised and turned into its Redis key, so authorisation never depends on it; keyed by
- * the Redis key. While tracking is not armed it is bypassed: every read goes to Redis.
+ * exact by Redis client tracking (TrackingLink; in cluster mode ClusterTracking, one link per
+ * master). Consulted only by services, after a name has been authorised and turned into its
+ * Redis key, so authorisation never depends on it; keyed by the Redis key. While tracking is
+ * not armed it is bypassed: every read goes to Redis.
  */
 @Injectable()
 export class NearCache implements OnModuleInit, OnApplicationShutdown {
   readonly enabled: boolean;
   private readonly store: NearCacheStore;
   private readonly patterns: string[];
-  private readonly link?: TrackingLink;
+  private readonly tracking?: Tracking;
   private readonly logger = new Logger('NearCache');
 
   constructor(
@@ -54,36 +56,47 @@ export class NearCache implements OnModuleInit, OnApplicationShutdown {
       bytes: (total) => metrics.nearCacheBytes.set(total),
     });
     metrics.nearCacheBytes.set(0);
-    if (this.enabled && connections.invalidations && connections.reads instanceof Redis) {
-      this.link = new TrackingLink(
-        connections.reads,
-        connections.invalidations,
-        redis.keyPrefix,
-        redis.commandTimeoutMs,
-        {
-          invalidate: (keys) => keys.forEach((key) => this.store.invalidate(key)),
-          flush: (reason, counted) => this.flush(reason, counted),
-        },
-        this.logger,
-      );
-    } else if (this.enabled) {
-      this.logger.warn(
-        'The near-cache needs standalone or Sentinel mode; every read goes to Redis',
-      );
+    if (this.enabled) {
+      this.tracking = this.trackingFor(connections, redis.keyPrefix, redis.commandTimeoutMs);
     }
   }
 
+  /**
+   * The tracking of the topology: one link on the one server (standalone, the Sentinels'
+   * primary), or one per master of a cluster; none when reads may go to cluster replicas,
+   * which would need tracking of their own.
+   */
+  private trackingFor(
+    connections: RedisConnections,
+    prefix: string,
+    timeoutMs: number,
+  ): Tracking | undefined {
+    const listener: TrackingListener = {
+      invalidate: (keys) => keys.forEach((key) => this.store.invalidate(key)),
+      flush: (reason, counted) => this.flush(reason, counted),
+    };
+    const { reads, invalidations } = connections;
+    if (reads instanceof Cluster && reads.options.scaleReads === 'master') {
+      return new ClusterTracking(reads, connections, prefix, timeoutMs, listener, this.logger);
+    }
+    if (reads instanceof Redis && invalidations) {
+      return new TrackingLink(reads, invalidations, prefix, timeoutMs, listener, this.logger);
+    }
+    this.logger.warn('The near-cache cannot track this topology; every read goes to Redis');
+    return undefined;
+  }
+
   onModuleInit(): void {
-    this.link?.start();
+    this.tracking?.start();
   }
 
   onApplicationShutdown(): void {
-    this.link?.stop();
+    this.tracking?.stop();
   }
 
   /** Whether reads are answered from memory now (on, and tracking armed). */
   get active(): boolean {
-    return this.link?.armed ?? false;
+    return this.tracking?.armed ?? false;
   }
 
   /**
@@ -105,10 +118,14 @@ export class NearCache implements OnModuleInit, OnApplicationShutdown {
     return { ticket: this.store.begin(key) };
   }
 
-  /** The read of a lookup's ticket ended: with Redis's answer, or without (it failed). */
+  /**
+   * The read of a lookup's ticket ended: with Redis's answer, or without (it failed). Kept only
+   * if tracking is still armed: a cluster can learn of a new master while a read is in flight
+   * (a MOVED to a promoted replica) without any event that flushes.
+   */
   settle(ticket: ReadTicket | undefined, value?: ReadValue): void {
     if (ticket) {
-      this.store.end(ticket, value);
+      this.store.end(ticket, this.active ? value : undefined);
     }
   }
 

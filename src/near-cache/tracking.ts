@@ -19,6 +19,14 @@ export interface TrackingListener {
   flush(reason: string, counted: boolean): void;
 }
 
+/** Client tracking as the near-cache sees it: armed or not, for one server or a whole cluster. */
+export interface Tracking {
+  /** Whether Redis would tell of every change now: only then may reads be cached. */
+  readonly armed: boolean;
+  start(): void;
+  stop(): void;
+}
+
 /**
  * Redis client tracking for one server, in broadcast mode over the key prefix: the connection
  * that serves reads is told `CLIENT TRACKING on REDIRECT <id> BCAST PREFIX <prefix>`, and
@@ -32,7 +40,7 @@ export interface TrackingListener {
  * Redis forgets a connection's tracking when it closes, and nothing tells a RESP2 client that
  * its redirection broke. It arms again by itself when both are back.
  */
-export class TrackingLink {
+export class TrackingLink implements Tracking {
   private armedNow = false;
   private arming = false;
   /** Bumped when the invalidation connection closes, and when the reads connection does. */
@@ -42,6 +50,7 @@ export class TrackingLink {
   private redirect?: { id: number; runId: string };
   private retry?: NodeJS.Timeout;
   private stopped = false;
+  private readonly handlers: [Redis, string, (...args: unknown[]) => void][] = [];
 
   constructor(
     private readonly reads: Redis,
@@ -57,17 +66,17 @@ export class TrackingLink {
   }
 
   start(): void {
-    this.invalidations.on('messageBuffer', (channel: Buffer, message: unknown) =>
+    this.listen(this.invalidations, 'messageBuffer', (channel: Buffer, message: unknown) =>
       this.message(channel, message),
     );
-    this.invalidations.on('ready', () => void this.subscribe());
-    this.invalidations.on('close', () => {
+    this.listen(this.invalidations, 'ready', () => void this.subscribe());
+    this.listen(this.invalidations, 'close', () => {
       this.invalidationsEpoch += 1;
       this.redirect = undefined;
       this.lost('invalidation connection closed');
     });
-    this.reads.on('ready', () => void this.arm());
-    this.reads.on('close', () => {
+    this.listen(this.reads, 'ready', () => void this.arm());
+    this.listen(this.reads, 'close', () => {
       this.readsEpoch += 1;
       this.lost('reads connection closed');
     });
@@ -86,23 +95,40 @@ export class TrackingLink {
     }
   }
 
+  /**
+   * Disarms for good and lets go of both connections: a cluster drops the link of a master
+   * that left, whose connections live on elsewhere or are closed by their owner.
+   */
   stop(): void {
     this.stopped = true;
     clearInterval(this.retry);
     this.armedNow = false;
+    for (const [emitter, event, handler] of this.handlers) {
+      emitter.off(event, handler);
+    }
+    this.handlers.length = 0;
+  }
+
+  private listen(emitter: Redis, event: string, handler: (...args: never[]) => void): void {
+    const listener = handler as (...args: unknown[]) => void;
+    emitter.on(event, listener);
+    this.handlers.push([emitter, event, listener]);
   }
 
   private lost(reason: string): void {
+    if (this.stopped) {
+      return;
+    }
     const wasArmed = this.armedNow;
     this.armedNow = false;
     this.listener.flush(reason, wasArmed);
-    if (wasArmed && !this.stopped) {
+    if (wasArmed) {
       this.logger.warn({ reason }, 'Near-cache flushed; reads go to Redis until tracking is armed');
     }
   }
 
   private message(channel: Buffer, message: unknown): void {
-    if (channel.toString() !== INVALIDATE_CHANNEL) {
+    if (this.stopped || channel.toString() !== INVALIDATE_CHANNEL) {
       return;
     }
     if (Array.isArray(message)) {
@@ -161,13 +187,17 @@ export class TrackingLink {
         ]),
         this.timeoutMs,
       );
-      if (epochs[0] !== this.invalidationsEpoch || epochs[1] !== this.readsEpoch) {
-        return; // a connection closed meanwhile: what it armed is gone
+      if (this.stopped || epochs[0] !== this.invalidationsEpoch || epochs[1] !== this.readsEpoch) {
+        return; // a connection closed meanwhile (what it armed is gone), or the link was dropped
       }
       // Anything cached before was flushed when tracking was lost, and no read sent before
       // now is cached (the flush voided it), so the cache starts empty and exact.
       this.armedNow = true;
-      this.logger.log({ redirect: redirect.id }, 'Near-cache tracking armed');
+      const { host, port } = this.reads.options;
+      this.logger.log(
+        { redirect: redirect.id, server: `${host}:${port}` },
+        'Near-cache tracking armed',
+      );
     } catch (error) {
       this.logger.warn({ reason: (error as Error).message }, 'Near-cache tracking not armed');
     } finally {

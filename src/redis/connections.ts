@@ -40,9 +40,10 @@ class ThrottledWarning {
 /**
  * Every connection the gateway makes to Redis, and the only place that makes them: the two
  * command connections (writes; reads), the one subscriber, the pool of blocking connections,
- * and the connections to `locks.nodes`. It knows the topology, the credentials (a password file
- * is re-read when it changes), TLS and the fail-fast client settings; it keeps the connection
- * gauges, checks the idle subscriber, and closes everything on shutdown.
+ * the connections to `locks.nodes`, and those the near-cache receives invalidations on. It
+ * knows the topology, the credentials (a password file is re-read when it changes), TLS and the
+ * fail-fast client settings; it keeps the connection gauges, checks the idle subscribers, and
+ * closes everything on shutdown.
  */
 @Injectable()
 export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
@@ -67,7 +68,7 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
    * With the near-cache on (standalone and Sentinel): the connection Redis sends client-tracking
    * invalidations to, subscribed by the near-cache to `__redis__:invalidate`. RESP2, as every
    * connection here: ioredis 6 would speak RESP3 by default, which delivers invalidations as
-   * pushes it drops.
+   * pushes it drops. In cluster mode there is one per master instead (`nodeSubscriber`).
    */
   readonly invalidations?: Redis;
 
@@ -123,9 +124,10 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
       client.connect().catch(() => undefined);
     }
     this.subscriberCheck = setInterval(() => {
-      void this.checkSubscriber(this.subscriber);
-      if (this.invalidations) {
-        void this.checkSubscriber(this.invalidations);
+      for (const { role, client } of this.watched) {
+        if (role === 'subscriber') {
+          void this.checkSubscriber(client);
+        }
       }
     }, SUBSCRIBER_CHECK_MS);
     this.subscriberCheck.unref();
@@ -134,6 +136,33 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
   /** Whether both command connections (reads and writes) can take a command now. */
   isReady(): boolean {
     return this.command.status === 'ready' && this.reads.status === 'ready';
+  }
+
+  /**
+   * A subscriber connection to one node of the cluster (its `host:port` as the cluster client
+   * knows it), with the cluster's credentials and TLS: what receives a master's client-tracking
+   * invalidations, one per master. Reconnects, is counted and PINGed with the subscribers, and
+   * is closed by `release` or on shutdown.
+   */
+  nodeSubscriber(host: string, port: number, name: string): Redis {
+    const options = clientOptions(this.config.redis, 'subscriber', name, this.password);
+    const client = new Redis({ ...options, host, port, db: 0 });
+    this.watched.push({ role: 'subscriber', client });
+    this.watch('subscriber', name, client);
+    if (this.started && !this.closing) {
+      client.connect().catch(() => undefined);
+    }
+    return client;
+  }
+
+  /** Closes a connection `nodeSubscriber` made, whose node left the cluster. */
+  release(client: Redis): void {
+    const index = this.watched.findIndex((entry) => entry.client === client);
+    if (index >= 0) {
+      const [{ role }] = this.watched.splice(index, 1);
+      client.disconnect();
+      this.count(role);
+    }
   }
 
   /**
@@ -218,15 +247,17 @@ export class RedisConnections implements OnModuleInit, OnApplicationShutdown {
     return client;
   }
 
+  /** The connection gauge of a role (and redis_up for the command connections). */
+  private count(role: ConnectionRole): void {
+    const ready = this.watched.filter((c) => c.role === role && c.client.status === 'ready');
+    this.metrics.connections.set({ role }, ready.length);
+    if (role === 'command') {
+      this.metrics.redisUp.set(this.isReady() ? 1 : 0);
+    }
+  }
+
   private watch(role: ConnectionRole, name: string, client: RedisClient): void {
-    const { metrics } = this;
-    const count = () => {
-      const ready = this.watched.filter((c) => c.role === role && c.client.status === 'ready');
-      metrics.connections.set({ role }, ready.length);
-      if (role === 'command') {
-        metrics.redisUp.set(this.isReady() ? 1 : 0);
-      }
-    };
+    const count = () => this.count(role);
     client.on('ready', () => {
       this.logger.log({ role, connection: name }, 'Redis connection ready');
       count();

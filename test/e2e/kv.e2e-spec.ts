@@ -1,14 +1,28 @@
 import { TestApp } from '../support/app';
+import { eventually } from '../support/ports';
 import { expectProblem, expectScopeGuarded } from '../support/problems';
 
 /** Percent-encodes a name for a path segment. */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
+/** NEAR_CACHE set: the whole suite again with the near-cache on, which must change no answer. */
+const nearCache = Boolean(process.env.NEAR_CACHE);
 
 describe('key-value API', () => {
   let t: TestApp;
 
   beforeAll(async () => {
-    t = await TestApp.create({ config: { limits: { maxValueBytes: 4096, maxBatchKeys: 5 } } });
+    t = await TestApp.create({
+      config: {
+        limits: { maxValueBytes: 4096, maxBatchKeys: 5 },
+        nearCache: { enabled: nearCache },
+      },
+    });
+    if (nearCache) {
+      await eventually(async () => {
+        const status = await t.call('GET', '/redis/status', { token: t.tokens.read });
+        expect(status.json().gateway.nearCache.trackingArmed).toBe(true);
+      }, 15000);
+    }
   });
 
   afterAll(async () => {
@@ -17,8 +31,30 @@ describe('key-value API', () => {
 
   const put = (name: string, body: unknown) =>
     t.call('PUT', at(name), { token: t.tokens.write, body });
-  const get = (name: string, query?: Record<string, string>) =>
-    t.call('GET', at(name), { token: t.tokens.read, query });
+  /**
+   * A read; with the near-cache on it is made twice, and the second answer (from memory once
+   * the first was kept) must be the first's: the same status, headers but X-Cache, and body,
+   * the TTL allowed to have ticked down by a second.
+   */
+  const get = async (name: string, query?: Record<string, string>) => {
+    const read = () => t.call('GET', at(name), { token: t.tokens.read, query });
+    const first = await read();
+    if (nearCache) {
+      const again = await read();
+      expect(again.statusCode).toBe(first.statusCode);
+      expect(again.headers['content-type']).toBe(first.headers['content-type']);
+      const json = String(first.headers['content-type']).includes('json');
+      // Each answer has a request id of its own.
+      const body = (response: typeof first): unknown =>
+        json ? { ...response.json<object>(), ttl: undefined, requestId: undefined } : response.body;
+      expect(body(again)).toEqual(body(first));
+      const ttl = (response: typeof first) => response.json<{ ttl?: number }>().ttl;
+      if (json && ttl(first) !== undefined) {
+        expect(ttl(first)! - ttl(again)!).toBeLessThanOrEqual(1);
+      }
+    }
+    return first;
+  };
   const raw = (name: string) => t.redis.getBuffer(t.prefix + name);
 
   it('runs on the Redis topology of its test project (standalone, sentinel or cluster)', async () => {

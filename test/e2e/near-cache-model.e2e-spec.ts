@@ -1,5 +1,5 @@
 /**
- * N-7: a model check of the near-cache. fast-check generates schedules of writes (through either
+ * N-12: a model check of the near-cache. fast-check generates schedules of writes (through either
  * gateway instance, or straight into Redis: SET, SET with a short PX, DEL) and reads (GET and
  * _mget through either instance, both caching) over three names, spread over three lanes that
  * run at the same time, so each schedule is a real interleaving of HTTP requests and Redis
@@ -77,7 +77,7 @@ class History {
   }
 }
 
-describe('near-cache model (N-7)', () => {
+describe('near-cache model (N-12)', () => {
   let server: RedisServer;
   let a: TestApp;
   let b: TestApp;

@@ -245,6 +245,10 @@ describe('near-cache', () => {
     await eventually(async () => expect((await status(a)).entries).toBe(0), 2000);
     await armed(a);
     await armed(b);
+    // The kill closed the write connections too: they may reconnect after the reads re-arm.
+    for (const t of [a, b]) {
+      await eventually(async () => expect((await t.call('GET', '/readyz')).statusCode).toBe(200));
+    }
     await cached('r1', 'two');
   });
 
