@@ -56,6 +56,12 @@ describe('near-cache', () => {
       await sleep(1);
     }
   };
+  /** Both instances' Redis connections are up (/readyz). */
+  const everyoneReady = async () => {
+    for (const t of [a, b]) {
+      await eventually(async () => expect((await t.call('GET', '/readyz')).statusCode).toBe(200));
+    }
+  };
   /** A value cached in `a`: read twice, the second a HIT. */
   const cached = async (name: string, value: string) => {
     expect((await put(b, name, value)).statusCode).toBe(200);
@@ -246,9 +252,7 @@ describe('near-cache', () => {
     await armed(a);
     await armed(b);
     // The kill closed the write connections too: they may reconnect after the reads re-arm.
-    for (const t of [a, b]) {
-      await eventually(async () => expect((await t.call('GET', '/readyz')).statusCode).toBe(200));
-    }
+    await everyoneReady();
     await cached('r1', 'two');
   });
 
@@ -299,6 +303,8 @@ describe('near-cache', () => {
     await server.launch();
     await armed(a);
     expect((await status(a)).entries).toBe(0);
+    // b writes next: its connections reconnect on their own schedule, after a's re-arm or not.
+    await everyoneReady();
     await cached('boot', 'two');
   });
 });
