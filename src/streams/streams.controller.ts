@@ -114,6 +114,8 @@ export class StreamsController {
     return this.streams.range(principal, key, query);
   }
 
+  // Above the route decorator: the bearer requirement is listed first.
+  @AcceptsTicket()
   @ReadRoute('GET', ':key/events', {
     summary: 'Tail the stream as Server-Sent Events',
     description: TAIL_DESCRIPTION,
@@ -129,7 +131,6 @@ export class StreamsController {
       504,
     ],
   })
-  @AcceptsTicket()
   @keyParam
   @ApiHeader({
     name: 'Last-Event-ID',

@@ -27,6 +27,10 @@ export async function roundTrip(baseUrl: string, token: string): Promise<{ value
   if (read.error) {
     throw new Error(\`GET failed: \${read.error.code}\`);
   }
+  // The 200 is JSON or, with Accept: application/octet-stream, the raw bytes: the types say both.
+  if (typeof read.data === 'string') {
+    throw new Error('asked for JSON, got the raw bytes');
+  }
   const missing = await client.GET('/redis/kv/{key}', { params: { path: { key: 'generated:absent' } } });
   if (missing.response.status !== 404 || missing.error?.code !== 'NOT_FOUND') {
     throw new Error('a miss must be a typed 404 problem');
