@@ -20,6 +20,12 @@ export const PROBLEM_DESCRIPTIONS: Record<ProblemStatus, string> = {
   507: 'Redis is out of memory (`REDIS_OOM`)',
 };
 
+/** A read whose answer is bounded by limits.maxResponseBytes. */
+export const ANSWER_TOO_LARGE: [413, string] = [
+  413,
+  'The answer would be over limits.maxResponseBytes (`RESPONSE_TOO_LARGE`)',
+];
+
 /** One problem+json response in OpenAPI. */
 export const ApiProblem = (status: number, description: string): MethodDecorator & ClassDecorator =>
   applyDecorators(

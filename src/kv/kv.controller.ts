@@ -14,7 +14,7 @@ import type { FastifyReply } from 'fastify';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { DtoPipe, JsonOrOctetsPipe, OctetsPipe } from '../common/validation';
-import { ApiResponseHeaders } from '../errors/api-problems.decorator';
+import { ANSWER_TOO_LARGE, ApiResponseHeaders } from '../errors/api-problems.decorator';
 import type { CacheOutcome } from '../near-cache/near-cache';
 import {
   CreateValueDto,
@@ -65,7 +65,7 @@ export class KvController {
 
   @ReadRoute('GET', '', {
     summary: 'Read one key (?key=) or list keys by prefix (?prefix=&cursor=&count=, SCAN paging)',
-    problems: [404, 406, WRONG_TYPE],
+    problems: [404, 406, WRONG_TYPE, ANSWER_TOO_LARGE],
   })
   @ApiProduces('application/json', OCTETS)
   @ApiOkResponse({
@@ -121,7 +121,7 @@ export class KvController {
     summary: 'Read a key: JSON, or the raw bytes with Accept: application/octet-stream',
     body: ValueDto,
     bodyDescription: 'With Accept: application/octet-stream, the raw value (TTL in X-TTL)',
-    problems: [404, 406, WRONG_TYPE],
+    problems: [404, 406, WRONG_TYPE, ANSWER_TOO_LARGE],
   })
   @keyParam
   @ApiProduces('application/json', OCTETS)

@@ -35,7 +35,25 @@ type Schema = SchemaObject | ReferenceObject;
 export interface DocumentLimits {
   /** limits.maxKeyBytes: every name's byte bound, so its length bound in characters too. */
   maxNameBytes: number;
+  /** limits.maxBatchKeys: the most names one request may carry. */
+  maxBatch: number;
 }
+
+/** Request fields that hold one name (names.ts: 1 to limits.maxKeyBytes bytes). */
+const NAME_FIELDS: Record<string, readonly string[]> = {
+  CreateValueDto: ['key'],
+  CreateGroupDto: ['group'],
+  GroupReadDto: ['consumer'],
+  ClaimDto: ['consumer'],
+};
+
+/** Request fields that hold a batch (1 to limits.maxBatchKeys items; names but for ids). */
+const BATCH_FIELDS: Record<string, readonly string[]> = {
+  KeysDto: ['keys'],
+  MgetDto: ['keys'],
+  HashMgetDto: ['fields'],
+  AckDto: ['ids'],
+};
 
 /** Reusable response headers, referenced from each response that carries one. */
 const HEADERS: Record<string, HeaderObject> = {
@@ -255,6 +273,33 @@ function nullableAsTypes(schema: SchemaObject): void {
   }
 }
 
+/** The name and batch bounds the service checks, on the request schemas that carry them. */
+function nameBounds(document: OpenAPIObject, limits: DocumentLimits): void {
+  const schemas = document.components?.schemas ?? {};
+  const name = { minLength: 1, maxLength: limits.maxNameBytes };
+  const property = (schema: string, field: string): SchemaObject | undefined => {
+    const found = schemas[schema];
+    const member = found && !isRef(found) ? found.properties?.[field] : undefined;
+    return member && !isRef(member) ? member : undefined;
+  };
+  for (const [schema, fields] of Object.entries(NAME_FIELDS)) {
+    for (const field of fields) {
+      Object.assign(property(schema, field) ?? {}, name);
+    }
+  }
+  for (const [schema, fields] of Object.entries(BATCH_FIELDS)) {
+    for (const field of fields) {
+      const batch = property(schema, field);
+      if (batch) {
+        Object.assign(batch, { minItems: 1, maxItems: limits.maxBatch });
+        if (batch.items && !isRef(batch.items) && !batch.items.pattern) {
+          Object.assign(batch.items, name);
+        }
+      }
+    }
+  }
+}
+
 function* operationsOf(document: OpenAPIObject): Generator<OperationObject> {
   for (const item of Object.values(document.paths)) {
     for (const method of METHODS) {
@@ -277,6 +322,7 @@ export function applyDocumentRules(document: OpenAPIObject, limits: DocumentLimi
     responseHeaders(operation);
   }
   closeRequestSchemas(document);
+  nameBounds(document, limits);
   for (const schema of Object.values(document.components.schemas ?? {})) {
     if (!isRef(schema)) {
       nullableAsTypes(schema);

@@ -51,7 +51,11 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
     operationIdFactory: (controllerKey, methodKey) =>
       `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
   });
-  return applyDocumentRules(document, { maxNameBytes: app.get(AppConfig).limits.maxKeyBytes });
+  const { limits } = app.get(AppConfig);
+  return applyDocumentRules(document, {
+    maxNameBytes: limits.maxKeyBytes,
+    maxBatch: limits.maxBatchKeys,
+  });
 }
 
 /** Serves the document at /openapi.json and its UI at /docs (both public). */

@@ -13,7 +13,12 @@ import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
-import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
+import {
+  ANSWER_TOO_LARGE,
+  ApiProblems,
+  ApiReadProblems,
+  ApiWriteProblems,
+} from '../errors/api-problems.decorator';
 import {
   AckDto,
   AddEntryDto,
@@ -103,7 +108,7 @@ export class StreamsController {
   @ReadRoute('GET', ':key/entries', {
     summary: 'Entries in an id range (XRANGE, or XREVRANGE with reverse=true)',
     body: EntriesDto,
-    problems: [NO_STREAM, 406, WRONG_TYPE],
+    problems: [NO_STREAM, 406, WRONG_TYPE, ANSWER_TOO_LARGE],
   })
   @keyParam
   range(
