@@ -65,7 +65,7 @@ export const ApiWriteProblems = (): MethodDecorator & ClassDecorator =>
 export const RESPONSE_HEADERS_EXTENSION = 'x-response-headers';
 
 /** Response headers an operation adds itself (the document's components.headers name them). */
-export type OperationHeader = 'X-TTL' | 'X-Cache';
+export type OperationHeader = 'X-TTL' | 'X-Cache' | 'Retry-After';
 
 /**
  * Documents headers a handler sets on its answers, by status. The document step turns the

@@ -6,6 +6,7 @@ import { AcquireLockDto, ExtendLockDto, LOCK_TOKEN_PATTERN } from './dto/lock-re
 import { LockGrantDto, LockLeaseDto, LockStatusDto } from './dto/lock-responses.dto';
 import { LocksService } from './locks.service';
 import { ReadRoute, WriteRoute } from '../auth/route.decorator';
+import { ApiResponseHeaders } from '../errors/api-problems.decorator';
 
 const nameParam = ApiParam({ name: 'name', description: 'The lock name, URL-encoded' });
 const NOT_OWNER: [409, string] = [
@@ -32,6 +33,7 @@ export class LocksController {
     ],
   })
   @nameParam
+  @ApiResponseHeaders({ 409: ['Retry-After'] })
   acquire(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,

@@ -68,7 +68,7 @@ const HEADERS: Record<string, HeaderObject> = {
     schema: { type: 'integer', minimum: 0 },
   },
   RetryAfterWhenRetryable: {
-    description: 'Seconds to wait before trying again, when the refusal invites a retry',
+    description: 'With the problem form of the answer: seconds to wait before trying again',
     schema: { type: 'integer', minimum: 0 },
   },
   WwwAuthenticate: {
@@ -92,7 +92,11 @@ const HEADERS: Record<string, HeaderObject> = {
 };
 
 /** The component of each header a handler documents with ApiResponseHeaders. */
-const OPERATION_HEADERS: Record<OperationHeader, string> = { 'X-TTL': 'TTL', 'X-Cache': 'Cache' };
+const OPERATION_HEADERS: Record<OperationHeader, string> = {
+  'X-TTL': 'TTL',
+  'X-Cache': 'Cache',
+  'Retry-After': 'RetryAfter',
+};
 
 const headerRef = (name: string): ReferenceObject => ({ $ref: `#/components/headers/${name}` });
 
@@ -180,16 +184,18 @@ function pathParameters(operation: OperationObject, limits: DocumentLimits): voi
 /** The headers of one response: the request id always, and those its status implies. */
 function statusHeaders(status: string, response: ResponseObject): Record<string, ReferenceObject> {
   const headers: Record<string, ReferenceObject> = { 'X-Request-Id': headerRef('RequestId') };
-  const problemOnly =
-    Object.keys(response.content ?? {}).length === 1 && response.content?.[PROBLEM_JSON];
+  const media = Object.keys(response.content ?? {});
+  const problem = media.includes(PROBLEM_JSON);
   if (status === '401') {
     headers['WWW-Authenticate'] = headerRef('WwwAuthenticate');
   } else if (status === '403') {
     headers['WWW-Authenticate'] = headerRef('InsufficientScope');
-  } else if (status === '429' || (status === '503' && problemOnly)) {
-    headers['Retry-After'] = headerRef('RetryAfter');
-  } else if (status === '503' || (status === '409' && /Retry-After/.test(response.description))) {
-    headers['Retry-After'] = headerRef('RetryAfterWhenRetryable');
+  } else if ((status === '429' || status === '503') && problem) {
+    // Every 429 and 503 problem invites a retry (isRetryable); a 503 that can also be a
+    // readiness report has the header only in its problem form.
+    headers['Retry-After'] = headerRef(
+      media.length === 1 ? 'RetryAfter' : 'RetryAfterWhenRetryable',
+    );
   }
   return headers;
 }

@@ -170,7 +170,7 @@ describe('OpenAPI document', () => {
       }
     });
 
-    it('puts X-Request-Id on every response, Retry-After on 429 and 503, WWW-Authenticate on 401', () => {
+    it('puts X-Request-Id on every response, Retry-After on 429 and 503 problems, WWW-Authenticate on 401', () => {
       expect(Object.keys(document.components?.headers ?? {})).toEqual(
         expect.arrayContaining(['RequestId', 'RetryAfter', 'WwwAuthenticate', 'TTL', 'Cache']),
       );
@@ -182,7 +182,9 @@ describe('OpenAPI document', () => {
             where,
             id: { $ref: '#/components/headers/RequestId' },
           });
-          if (['429', '503'].includes(status)) {
+          // On every refusal: readiness' own 503 report is an answer, not a refusal.
+          const refusal = (answer as ResponseObject).content?.['application/problem+json'];
+          if (['429', '503'].includes(status) && refusal) {
             expect({ where, retry: headers['Retry-After'] }).toEqual({
               where,
               retry: { $ref: expect.stringMatching(/^#\/components\/headers\/RetryAfter/) },
@@ -195,6 +197,9 @@ describe('OpenAPI document', () => {
           }
         }
       }
+      // LOCK_HELD invites a retry too.
+      const held = response(document.paths['/redis/locks/{name}'].post!, '409');
+      expect(held.headers?.['Retry-After']).toEqual({ $ref: '#/components/headers/RetryAfter' });
     });
 
     it('types whole numbers as integers (only increments, counters and a latency are numbers)', () => {

@@ -89,11 +89,13 @@ function absoluteRefs(value: unknown): unknown {
 }
 
 const DOCUMENT_ID = 'openapi.json';
+const MAX_REMEMBERED_PATHS = 10000;
 
 export class Contract {
   private readonly templates: Template[];
   private readonly ajv: Ajv2020;
   private readonly validators = new Map<string, ValidateFunction>();
+  private readonly matches = new Map<string, Template[]>();
 
   constructor(private readonly document: Document) {
     this.templates = Object.keys(document.paths)
@@ -116,7 +118,7 @@ export class Contract {
     const verb = String(method).toLowerCase();
     const path = new URL(url, 'http://gateway').pathname;
     const status = response.statusCode;
-    const matching = this.templates.filter((template) => template.pattern.test(path));
+    const matching = this.templatesOf(path);
     if (matching.length === 0 || isExempt(verb, path, status)) {
       return [];
     }
@@ -134,6 +136,22 @@ export class Contract {
       ...this.bodyProblems(where, documented, response),
       ...this.headerProblems(where, documented, response),
     ];
+  }
+
+  /**
+   * The templates a path matches, most literal first, remembered per path: the flood tests send
+   * thousands of requests to a few paths, and the check runs in the event loop they measure.
+   */
+  private templatesOf(path: string): Template[] {
+    let matching = this.matches.get(path);
+    if (!matching) {
+      if (this.matches.size >= MAX_REMEMBERED_PATHS) {
+        this.matches.clear();
+      }
+      matching = this.templates.filter((template) => template.pattern.test(path));
+      this.matches.set(path, matching);
+    }
+    return matching;
   }
 
   private bodyProblems(
