@@ -13,6 +13,7 @@ import {
   type OperationHeader,
   type ProblemStatus,
 } from '../errors/api-problems.decorator';
+import { REQUEST_ID } from '../observability/logging.module';
 import { ENTRY_ID } from '../streams/dto/streams-requests.dto';
 
 /*
@@ -60,7 +61,7 @@ const HEADERS: Record<string, HeaderObject> = {
   RequestId: {
     description: "The request's id (the caller's X-Request-Id when valid, else a new one)",
     required: true,
-    schema: { type: 'string' },
+    schema: { type: 'string', pattern: REQUEST_ID.source },
   },
   RetryAfter: {
     description: 'Seconds to wait before trying again',
@@ -118,7 +119,7 @@ function ensureProblem(operation: OperationObject, status: ProblemStatus): void 
       content: { [PROBLEM_JSON]: content },
     };
   } else if (!existing.content?.[PROBLEM_JSON]) {
-    // A status answered with a body of its own (readiness' 503) can also come as a problem.
+    // A status answered with a body of its own (the status report's 503) can also be a problem.
     existing.content = { ...existing.content, [PROBLEM_JSON]: content };
   }
 }

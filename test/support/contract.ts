@@ -15,16 +15,21 @@ import { OPENAPI_FILE } from '../../src/openapi/openapi';
 interface MediaObject {
   schema?: object;
 }
+interface HeaderObject {
+  $ref?: string;
+  required?: boolean;
+  schema?: { type?: string };
+}
 interface ResponseObject {
   content?: Record<string, MediaObject>;
-  headers?: Record<string, { $ref?: string; required?: boolean }>;
+  headers?: Record<string, HeaderObject>;
 }
 interface OperationObject {
   responses: Record<string, ResponseObject>;
 }
 interface Document {
   paths: Record<string, Record<string, OperationObject>>;
-  components: { headers?: Record<string, { required?: boolean }> };
+  components: { headers?: Record<string, HeaderObject> };
 }
 
 /**
@@ -190,6 +195,7 @@ export class Contract {
     );
   }
 
+  /** Required headers must be there; any documented header that is there must fit its schema. */
   private headerProblems(
     where: string,
     documented: ResponseObject,
@@ -199,10 +205,20 @@ export class Contract {
       const resolved = header.$ref
         ? this.document.components.headers?.[header.$ref.split('/').pop() ?? '']
         : header;
-      const required = resolved?.required === true;
-      return required && response.headers[name.toLowerCase()] === undefined
-        ? [`${where}: required header ${name} missing`]
-        : [];
+      const value = response.headers[name.toLowerCase()];
+      if (value === undefined) {
+        return resolved?.required === true ? [`${where}: required header ${name} missing`] : [];
+      }
+      if (!resolved?.schema) {
+        return [];
+      }
+      const validate = this.validator(
+        `header ${header.$ref ?? `${where} ${name}`}`,
+        resolved.schema,
+      );
+      return validate(headerValue(String(value), resolved.schema))
+        ? []
+        : [`${where}: header ${name}: ${JSON.stringify(value)} does not fit its schema`];
     });
   }
 
@@ -225,6 +241,11 @@ function isExempt(method: string, path: string, status: number): boolean {
       exemption.path.test(path) &&
       exemption.status === status,
   );
+}
+
+/** A header's text as the JSON value its schema describes (an integer header is a number). */
+function headerValue(text: string, schema: { type?: string }): unknown {
+  return schema.type === 'integer' && /^-?\d+$/.test(text) ? Number(text) : text;
 }
 
 /** The start of a body, to show which answer broke the contract. */

@@ -70,6 +70,15 @@ describe('the OpenAPI contract check (test/support/contract.ts)', () => {
     ]);
   });
 
+  it('finds a header value its schema does not allow', () => {
+    const odd = answer(200, value, { 'x-cache': 'MAYBE' });
+    expect(contract.check('GET', '/redis/kv/k', odd)).toEqual([
+      expect.stringContaining('header X-Cache: "MAYBE" does not fit its schema'),
+    ]);
+    const raw = answer(200, value, { 'x-ttl': '60' });
+    expect(contract.check('GET', '/redis/kv/k', raw)).toEqual([]);
+  });
+
   it('finds a method the documented path does not have', () => {
     expect(contract.check('PATCH', '/redis/kv/k', answer(404, notFound))).toEqual([
       expect.stringContaining('PATCH is not documented for /redis/kv/{key}'),
