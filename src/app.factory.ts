@@ -37,11 +37,12 @@ export async function createApp(
   const { trustedProxies } = config.rateLimits;
   const adapter = new FastifyAdapter({
     // Errors Fastify answers before routing (a URL that is not valid percent-encoded UTF-8).
+    // No onRequest hook runs for them, so the request id is echoed here.
     frameworkErrors: (_error: Error, request: FastifyRequest, reply: FastifyReply) =>
       problems.send(
         new AppError('BAD_REQUEST', 'The URL is malformed (invalid percent-encoding or UTF-8).'),
         request,
-        reply,
+        reply.header('x-request-id', request.id),
       ),
     bodyLimit: server.bodyLimitBytes,
     genReqId: requestIdFor,

@@ -6,11 +6,9 @@ import { RateLimits } from '../limits/rate-limits';
 import { GatewayMetrics } from '../observability/gateway-metrics';
 import { JwksKeyResolver } from './jwks';
 import { JwtStrategy, TokenClaimsError } from './jwt.strategy';
-import type { Principal } from './principal';
+import { invalidToken, type Principal } from './principal';
 import { TicketsService } from './tickets.service';
 import { TokenCache } from './token-cache';
-
-export const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';
 
 /** A short, stable reason for the auth-failure metric; never the token or its claims. */
 export function failureReason(error: unknown): string {
@@ -208,8 +206,6 @@ export class Authenticator {
   }
 
   private invalidToken(): AppError {
-    return new AppError('INVALID_TOKEN', 'The access token is missing or not valid.', {
-      headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
-    });
+    return invalidToken();
   }
 }

@@ -16,10 +16,20 @@ export interface Principal {
   readonly exp: number;
 }
 
+/** The challenge of every 401: RFC 6750 asks for one on each refusal of a bearer token. */
+export const INVALID_TOKEN_CHALLENGE = 'Bearer error="invalid_token"';
+
+/** 401 INVALID_TOKEN with its challenge. */
+export function invalidToken(detail = 'The access token is missing or not valid.'): AppError {
+  return new AppError('INVALID_TOKEN', detail, {
+    headers: { 'www-authenticate': INVALID_TOKEN_CHALLENGE },
+  });
+}
+
 /** The verified caller of a request; a route that reaches it without one is refused (401). */
 export function principalOf(request: FastifyRequest): Principal {
   if (!request.user) {
-    throw new AppError('INVALID_TOKEN', 'The access token is missing or not valid.');
+    throw invalidToken();
   }
   return request.user;
 }

@@ -4,7 +4,7 @@ import { AppError } from '../errors/app-error';
 import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
 import type { TicketDto } from './dto/tickets.dto';
-import type { Principal } from './principal';
+import { invalidToken, type Principal } from './principal';
 
 /** How long a ticket is valid. */
 export const TICKET_TTL_MS = 30000;
@@ -55,7 +55,7 @@ export class TicketsService {
     const ticket = randomBytes(32).toString('base64url');
     const expiresAt = Math.min(Date.now() + TICKET_TTL_MS, principal.exp * 1000);
     if (expiresAt <= Date.now()) {
-      throw new AppError('INVALID_TOKEN', 'The access token is about to expire.');
+      throw invalidToken('The access token is about to expire.');
     }
     const stored: StoredTicket = {
       sub: principal.sub,

@@ -133,7 +133,8 @@ const isEmpty = (value: unknown): boolean =>
   typeof value === 'object' && value !== null && Object.keys(value).length === 0;
 
 const isDto = (metatype: ArgumentMetadata['metatype']): boolean =>
-  metatype !== undefined && ![Object, String, Number, Boolean, Array].includes(metatype as never);
+  metatype !== undefined &&
+  ![Object, String, Number, Boolean, Array, Buffer].includes(metatype as never);
 
 /**
  * The global validation pipe: unknown fields are errors, nothing is converted implicitly (a
@@ -236,6 +237,30 @@ export class JsonOrOctetsPipe implements PipeTransform {
     return Buffer.isBuffer(value)
       ? value
       : this.validation.transform(value, { ...metadata, metatype: this.dto });
+  }
+}
+
+/** Validates a parameter as `dto` whatever its declared type (which OpenAPI reads). */
+export class DtoPipe implements PipeTransform {
+  private readonly validation = new AppValidationPipe();
+
+  constructor(private readonly dto: Type<unknown>) {}
+
+  transform(value: unknown, metadata: ArgumentMetadata): unknown {
+    return this.validation.transform(value, { ...metadata, metatype: this.dto });
+  }
+}
+
+/** A body of raw octets only: a JSON (or empty) body is a 415, before anything is written. */
+export class OctetsPipe implements PipeTransform {
+  transform(value: unknown): Buffer {
+    if (!Buffer.isBuffer(value)) {
+      throw new AppError(
+        'UNSUPPORTED_MEDIA_TYPE',
+        'This operation takes the raw value as application/octet-stream.',
+      );
+    }
+    return value;
   }
 }
 

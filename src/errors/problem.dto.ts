@@ -17,7 +17,7 @@ export class ProblemDto {
   @ApiProperty({ example: 'Not Found' })
   title!: string;
 
-  @ApiProperty({ example: 404 })
+  @ApiProperty({ type: 'integer', example: 404 })
   status!: number;
 
   @ApiProperty({ example: 'The key does not exist.' })

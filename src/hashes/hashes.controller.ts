@@ -3,6 +3,7 @@ import { ApiParam, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { EncodingOption } from '../common/value-codec';
+import { ANSWER_TOO_LARGE } from '../errors/api-problems.decorator';
 import { IncrDto } from '../kv/dto/kv-requests.dto';
 import { HashMgetDto, PutHashDto } from './dto/hash-requests.dto';
 import { HashAddedDto, HashCounterDto, HashDto, HashFieldDto } from './dto/hash-responses.dto';
@@ -24,7 +25,12 @@ export class HashesController {
   @ReadRoute('GET', ':key', {
     summary: 'Read every field of a hash (HGETALL)',
     body: HashDto,
-    problems: [404, [406, 'A value or field name is not UTF-8 text (`NOT_UTF8`)'], WRONG_TYPE],
+    problems: [
+      404,
+      [406, 'A value or field name is not UTF-8 text (`NOT_UTF8`)'],
+      WRONG_TYPE,
+      ANSWER_TOO_LARGE,
+    ],
   })
   @keyParam
   get(
@@ -76,7 +82,7 @@ export class HashesController {
   @ReadRoute('GET', ':key/fields/:field', {
     summary: 'Read one field of a hash (HGET)',
     body: HashFieldDto,
-    problems: [404, 406, WRONG_TYPE],
+    problems: [404, 406, WRONG_TYPE, ANSWER_TOO_LARGE],
   })
   @keyParam
   @fieldParam

@@ -2,10 +2,11 @@ import { Body, Controller, Headers, Param } from '@nestjs/common';
 import { ApiHeader, ApiNoContentResponse, ApiParam, ApiTags } from '@nestjs/swagger';
 import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
-import { AcquireLockDto, ExtendLockDto } from './dto/lock-requests.dto';
+import { AcquireLockDto, ExtendLockDto, LOCK_TOKEN_PATTERN } from './dto/lock-requests.dto';
 import { LockGrantDto, LockLeaseDto, LockStatusDto } from './dto/lock-responses.dto';
 import { LocksService } from './locks.service';
 import { ReadRoute, WriteRoute } from '../auth/route.decorator';
+import { ApiResponseHeaders } from '../errors/api-problems.decorator';
 
 const nameParam = ApiParam({ name: 'name', description: 'The lock name, URL-encoded' });
 const NOT_OWNER: [409, string] = [
@@ -32,6 +33,7 @@ export class LocksController {
     ],
   })
   @nameParam
+  @ApiResponseHeaders({ 409: ['Retry-After'] })
   acquire(
     @CurrentPrincipal() principal: Principal,
     @Param('name') name: string,
@@ -60,7 +62,12 @@ export class LocksController {
     problems: [[404, 'The lock is not held (`NOT_FOUND`)'], NOT_OWNER, LOCKS_UNAVAILABLE],
   })
   @nameParam
-  @ApiHeader({ name: 'Lock-Token', required: true, description: "The owner's lock token" })
+  @ApiHeader({
+    name: 'Lock-Token',
+    required: true,
+    description: "The owner's lock token",
+    schema: { type: 'string', pattern: LOCK_TOKEN_PATTERN.source },
+  })
   @ApiNoContentResponse({ description: 'Released' })
   release(
     @CurrentPrincipal() principal: Principal,

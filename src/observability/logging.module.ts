@@ -61,7 +61,8 @@ function createRequestLogger(config: AppConfig, destination: DestinationStream):
 /** The one stream both loggers write to. */
 const LOG_STREAM = Symbol('LOG_STREAM');
 
-const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** A request id the gateway takes from a caller (and so every id it answers with). */
+export const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The caller's `X-Request-Id` when it is a sane token, else a fresh UUID. */
 export function requestIdFor(request: IncomingMessage): string {

@@ -2,7 +2,10 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { INestApplication } from '@nestjs/common';
 import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { TICKET_SCHEME } from '../auth/accepts-ticket.decorator';
 import { BEARER_SCHEME } from '../auth/require-scopes.decorator';
+import { AppConfig } from '../config/app-config';
+import { applyDocumentRules } from './document-rules';
 import { ALL_SCOPES } from '../auth/scopes';
 
 export const OPENAPI_FILE = resolve(__dirname, '../../openapi.json');
@@ -33,10 +36,25 @@ export function buildOpenApiDocument(app: INestApplication): OpenAPIObject {
       },
       BEARER_SCHEME,
     )
+    .addApiKey(
+      {
+        type: 'apiKey',
+        in: 'query',
+        name: 'ticket',
+        description:
+          'A single-use stream ticket from POST /redis/tickets, for the SSE path it was issued for',
+      },
+      TICKET_SCHEME,
+    )
     .build();
-  return SwaggerModule.createDocument(app, config, {
+  const document = SwaggerModule.createDocument(app, config, {
     operationIdFactory: (controllerKey, methodKey) =>
       `${controllerKey.replace(/Controller$/, '')}_${methodKey}`,
+  });
+  const { limits } = app.get(AppConfig);
+  return applyDocumentRules(document, {
+    maxNameBytes: limits.maxKeyBytes,
+    maxBatch: limits.maxBatchKeys,
   });
 }
 

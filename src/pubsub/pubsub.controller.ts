@@ -49,11 +49,12 @@ export class PubSubController {
     return this.pubsub.publish(principal, channel, body);
   }
 
+  // Above the route decorator: the bearer requirement is listed first.
+  @AcceptsTicket()
   @ReadRoute('GET', 'channels/:channel/events', {
     summary: 'Subscribe to a channel as Server-Sent Events',
     description: EVENTS,
   })
-  @AcceptsTicket()
   @ApiParam({
     name: 'channel',
     description: 'The channel, URL-encoded (glob characters are literal)',
@@ -70,9 +71,10 @@ export class PubSubController {
     await this.pubsub.subscribe(principal, 'channel', channel, query.encoding, reply);
   }
 
+  // Above the route decorator: the bearer requirement is listed first.
+  @AcceptsTicket()
   @Get('patterns/:pattern/events')
   @RequireScopes(SCOPES.read)
-  @AcceptsTicket()
   @ApiParam({
     name: 'pattern',
     description:

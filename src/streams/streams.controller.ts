@@ -13,7 +13,12 @@ import { CurrentPrincipal } from '../auth/current-principal.decorator';
 import type { Principal } from '../auth/principal';
 import { RequireScopes } from '../auth/require-scopes.decorator';
 import { SCOPES } from '../auth/scopes';
-import { ApiProblems, ApiReadProblems, ApiWriteProblems } from '../errors/api-problems.decorator';
+import {
+  ANSWER_TOO_LARGE,
+  ApiProblems,
+  ApiReadProblems,
+  ApiWriteProblems,
+} from '../errors/api-problems.decorator';
 import {
   AckDto,
   AddEntryDto,
@@ -103,7 +108,7 @@ export class StreamsController {
   @ReadRoute('GET', ':key/entries', {
     summary: 'Entries in an id range (XRANGE, or XREVRANGE with reverse=true)',
     body: EntriesDto,
-    problems: [NO_STREAM, 406, WRONG_TYPE],
+    problems: [NO_STREAM, 406, WRONG_TYPE, ANSWER_TOO_LARGE],
   })
   @keyParam
   range(
@@ -114,6 +119,8 @@ export class StreamsController {
     return this.streams.range(principal, key, query);
   }
 
+  // Above the route decorator: the bearer requirement is listed first.
+  @AcceptsTicket()
   @ReadRoute('GET', ':key/events', {
     summary: 'Tail the stream as Server-Sent Events',
     description: TAIL_DESCRIPTION,
@@ -129,7 +136,6 @@ export class StreamsController {
       504,
     ],
   })
-  @AcceptsTicket()
   @keyParam
   @ApiHeader({
     name: 'Last-Event-ID',

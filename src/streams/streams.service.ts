@@ -11,7 +11,12 @@ import { RedisExecutor } from '../redis/executor';
 import { Keyspace } from '../redis/keys';
 import { RedisScripts, transactionReplies, type ScriptRunner } from '../redis/scripts';
 import type { ScriptArg } from '../redis/types';
-import type { AddEntryDto, RangeQuery, TrimDto } from './dto/streams-requests.dto';
+import {
+  ENTRY_ID,
+  type AddEntryDto,
+  type RangeQuery,
+  type TrimDto,
+} from './dto/streams-requests.dto';
 import type {
   EntriesDto,
   EntryIdDto,
@@ -113,7 +118,8 @@ export class StreamsService {
 
   async deleteEntry(principal: Principal, name: string, id: string): Promise<void> {
     const key = this.access.redisKey(principal, name);
-    if (!/^\d{1,20}(-\d{1,20})?$/.test(id)) {
+    // The same pattern the document gives the path parameter.
+    if (!ENTRY_ID.test(id)) {
       throw AppError.validation([{ field: 'id', message: 'must be a stream entry id' }]);
     }
     const deleted = await this.redis.run('streams.delete_entry', 'write', (client) =>

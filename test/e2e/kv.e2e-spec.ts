@@ -2,6 +2,12 @@ import { TestApp } from '../support/app';
 import { eventually } from '../support/ports';
 import { expectProblem, expectScopeGuarded } from '../support/problems';
 
+interface RawPutOptions {
+  token?: string;
+  contentType?: string;
+  query?: Record<string, string>;
+}
+
 /** Percent-encodes a name for a path segment. */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 /** NEAR_CACHE set: the whole suite again with the near-cache on, which must change no answer. */
@@ -180,6 +186,50 @@ describe('key-value API', () => {
       await put(nfd, { value: 'nfd' });
       expect((await get(nfc)).json().value).toBe('nfc');
       expect((await get(nfd)).json().value).toBe('nfd');
+    });
+  });
+
+  describe('PUT /redis/kv/{key}/raw (the raw bytes, one media type)', () => {
+    const rawAt = (name: string) => `${at(name)}/raw`;
+    const putRaw = (name: string, body: Buffer | string, options: RawPutOptions = {}) =>
+      t.call('PUT', rawAt(name), {
+        token: options.token ?? t.tokens.write,
+        body,
+        headers: { 'content-type': options.contentType ?? 'application/octet-stream' },
+        query: options.query,
+      });
+
+    it('stores the bytes as they came, with the options from the query', async () => {
+      const bytes = Buffer.from([0, 1, 2, 254, 255]);
+      const written = await putRaw('raw-route', bytes, { query: { ttl: '60' } });
+      expect(written.statusCode).toBe(200);
+      expect(written.json()).toEqual({ key: 'raw-route', ttl: 60 });
+      expect(await raw('raw-route')).toEqual(bytes);
+      const conflict = await putRaw('raw-route', Buffer.from('again'), { query: { nx: 'true' } });
+      expectProblem(conflict, 409, 'CONDITION_FAILED');
+      expect(await raw('raw-route')).toEqual(bytes);
+    });
+
+    it('refuses a JSON body (415) and writes nothing', async () => {
+      const response = await putRaw('raw-json', JSON.stringify({ value: 'x' }), {
+        contentType: 'application/json',
+      });
+      expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+      expect(await raw('raw-json')).toBeNull();
+    });
+
+    it('answers 413 one byte past limits.maxValueBytes and writes nothing', async () => {
+      expect((await putRaw('raw-at-limit', Buffer.alloc(4096, 7))).statusCode).toBe(200);
+      expectProblem(await putRaw('raw-over', Buffer.alloc(4097, 7)), 413, 'PAYLOAD_TOO_LARGE');
+      expect(await raw('raw-over')).toBeNull();
+    });
+
+    it('needs redis:write (403 for a read token) and writes nothing', async () => {
+      const response = await putRaw('raw-scoped', Buffer.from('x'), { token: t.tokens.read });
+      expectProblem(response, 403, 'INSUFFICIENT_SCOPE');
+      expect(await raw('raw-scoped')).toBeNull();
+      await expectScopeGuarded(t, 'PUT', rawAt('raw-scoped'), 'write');
+      expect(await raw('raw-scoped')).toBeNull();
     });
   });
 

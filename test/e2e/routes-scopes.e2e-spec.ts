@@ -3,6 +3,7 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import { Test } from '@nestjs/testing';
 import { Public } from '../../src/common/public.decorator';
 import { discoverRoutes, type RouteAccess } from '../../src/auth/route-access';
+import { TICKET_SCHEME } from '../../src/auth/accepts-ticket.decorator';
 import { BEARER_SCHEME, RequireScopes } from '../../src/auth/require-scopes.decorator';
 import { ALL_SCOPES } from '../../src/auth/scopes';
 import { buildOpenApiDocument } from '../../src/openapi/openapi';
@@ -32,6 +33,7 @@ DELETE  /redis/kv/:key               redis:write
 GET     /redis/kv/:key               redis:read
 PUT     /redis/kv/:key               redis:write
 POST    /redis/kv/:key/incr          redis:write
+PUT     /redis/kv/:key/raw           redis:write
 DELETE  /redis/kv/:key/ttl           redis:write
 GET     /redis/kv/:key/ttl           redis:read
 PUT     /redis/kv/:key/ttl           redis:write
@@ -170,13 +172,16 @@ describe('routes and their scopes (A-11, Z-5, Z-9)', () => {
       });
     });
 
-    it('documents each non-public route with the bearer requirement listing exactly its scopes', () => {
+    it('documents each non-public route with the bearer requirement listing exactly its scopes, and the ticket where it is accepted', () => {
       for (const route of routes.filter((r) => !r.isPublic)) {
         const operation =
           document.paths[openApiPath(route.path)]?.[route.method.toLowerCase() as 'get'];
         expect({ route: `${route.method} ${route.path}`, security: operation?.security }).toEqual({
           route: `${route.method} ${route.path}`,
-          security: [{ [BEARER_SCHEME]: route.scopes }],
+          security: [
+            { [BEARER_SCHEME]: route.scopes },
+            ...(route.acceptsTicket ? [{ [TICKET_SCHEME]: [] }] : []),
+          ],
         });
         expect(operation?.responses).toHaveProperty('401');
         expect(operation?.responses).toHaveProperty('403');

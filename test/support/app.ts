@@ -8,6 +8,7 @@ import type { AppConfig } from '../../src/config/app-config';
 import { loadConfig, merge, type DeepPartial } from '../../src/config/config.loader';
 import { LocalIssuer, type TokenRequest } from '../../src/dev/local-issuer';
 import { SCOPES } from '../../src/auth/scopes';
+import { Contract, type ContractViolation } from './contract';
 import { eventually } from './ports';
 import {
   CLUSTER_NODES_ENV,
@@ -159,6 +160,9 @@ export class TestApp {
   baseUrl = '';
   /** The JSON log lines written so far (with `captureLogs`). */
   logs: string[] = [];
+  /** Answers of `call` that broke the OpenAPI contract (each also failed its call). */
+  readonly contractViolations: ContractViolation[] = [];
+  private readonly contract = Contract.committed();
   private readonly tokenCache = new Map<string, Promise<string>>();
 
   private constructor(
@@ -268,7 +272,31 @@ export class TestApp {
     return token;
   }
 
-  call(method: InjectOptions['method'], url: string, options: CallOptions = {}): Promise<Response> {
+  /**
+   * One request through Fastify's inject. Its answer must keep the OpenAPI contract
+   * (test/support/contract.ts): a violation throws here, naming what is wrong, and is kept so
+   * that close() fails too should a test swallow the error.
+   */
+  async call(
+    method: InjectOptions['method'],
+    url: string,
+    options: CallOptions = {},
+  ): Promise<Response> {
+    const response = await this.inject(method, url, options);
+    const problems = this.contract.check(method, url, response);
+    if (problems.length > 0) {
+      const violation = { request: `${method} ${url}`, status: response.statusCode, problems };
+      this.contractViolations.push(violation);
+      throw new Error(`OpenAPI contract broken by ${violation.request}:\n${problems.join('\n')}`);
+    }
+    return response;
+  }
+
+  private inject(
+    method: InjectOptions['method'],
+    url: string,
+    options: CallOptions,
+  ): Promise<Response> {
     const headers: Record<string, string> = { ...options.headers };
     if (options.token !== undefined) {
       headers.authorization = `Bearer ${options.token}`;
@@ -313,6 +341,11 @@ export class TestApp {
     this.redis.disconnect();
     if (this.ownsIssuer) {
       await this.issuer.close();
+    }
+    if (this.contractViolations.length > 0) {
+      throw new Error(
+        `OpenAPI contract broken by ${this.contractViolations.length} answer(s): ${JSON.stringify(this.contractViolations, null, 2)}`,
+      );
     }
   }
 }

@@ -17,6 +17,7 @@ export class PutHashDto extends EncodingOption {
   fields!: Record<string, string>;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1,
     maximum: MAX_TTL_SECONDS,
     description: "Expiry of the whole hash in whole seconds; omit to leave the key's expiry as is",

@@ -34,7 +34,7 @@ export class HashAddedDto {
   @ApiProperty({ example: 'user:42' })
   key!: string;
 
-  @ApiProperty({ description: 'How many fields were new (HSET)', example: 2 })
+  @ApiProperty({ type: 'integer', description: 'How many fields were new (HSET)', example: 2 })
   added!: number;
 }
 

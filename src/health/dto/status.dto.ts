@@ -7,9 +7,9 @@ export class HealthDto {
 }
 
 export class KeyspaceDbDto {
-  @ApiProperty() keys!: number;
-  @ApiProperty() expires!: number;
-  @ApiProperty() avgTtl!: number;
+  @ApiProperty({ type: 'integer' }) keys!: number;
+  @ApiProperty({ type: 'integer' }) expires!: number;
+  @ApiProperty({ type: 'integer' }) avgTtl!: number;
 }
 
 export class RedisNodeDto {
@@ -24,10 +24,15 @@ export class RedisNodeDto {
   })
   role!: 'master' | 'replica' | 'sentinel';
 
-  @ApiPropertyOptional({ description: 'Cluster masters: the hash slots they serve', example: 5461 })
+  @ApiPropertyOptional({
+    type: 'integer',
+    description: 'Cluster masters: the hash slots they serve',
+    example: 5461,
+  })
   slots?: number;
 
   @ApiPropertyOptional({
+    type: 'integer',
     description: 'Cluster masters: in how many contiguous slot ranges',
     example: 1,
   })
@@ -56,14 +61,14 @@ export class RedisInfoDto {
   nodes!: RedisNodeDto[];
 
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'INFO used_memory; cluster: the sum over the masters that answer',
   })
   usedMemoryBytes!: number | null;
 
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'INFO connected_clients; cluster: the sum over the masters that answer',
   })
@@ -89,14 +94,14 @@ export class NearCacheStatusDto {
   trackingArmed!: boolean;
 
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'Cached entries (null for a token confined by key patterns)',
   })
   entries!: number | null;
 
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'Bytes cached (null for a token confined by key patterns)',
   })
@@ -107,10 +112,10 @@ export class GatewayInfoDto {
   @ApiProperty({ example: '0.1.0' })
   version!: string;
 
-  @ApiProperty()
+  @ApiProperty({ type: 'integer' })
   uptimeS!: number;
 
-  @ApiProperty()
+  @ApiProperty({ type: 'integer' })
   sseSubscribers!: number;
 
   @ApiProperty({ type: NearCacheStatusDto })

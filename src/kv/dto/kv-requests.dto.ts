@@ -19,7 +19,12 @@ export const MAX_TTL_SECONDS = 2147483647;
 const ttlDescription = 'Expiry in whole seconds (1 to 2147483647); omit for no expiry';
 
 export class SetOptions extends EncodingOption {
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_TTL_SECONDS, description: ttlDescription })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    maximum: MAX_TTL_SECONDS,
+    description: ttlDescription,
+  })
   @Optional()
   @IsInt()
   @Min(1)
@@ -50,6 +55,7 @@ export class CreateValueDto extends SetOptions {
   value!: string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1,
     maximum: MAX_TTL_SECONDS,
     description: 'Same as `ttl`; give one of the two',
@@ -75,6 +81,7 @@ export class PutValueDto extends SetOptions {
 /** Options of a raw `application/octet-stream` PUT, which travel in the query string. */
 export class RawPutQuery {
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1,
     maximum: MAX_TTL_SECONDS,
     description: `${ttlDescription} (raw bodies only)`,
@@ -134,6 +141,7 @@ export class ListKeysQuery extends EncodingOption {
   cursor?: string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 1,
     description: 'Keys to aim for per page, 100 by default (a hint, as in SCAN)',
   })
@@ -155,7 +163,12 @@ export class KeysDto {
 export class MgetDto extends IntersectionType(KeysDto, EncodingOption) {}
 
 export class TtlDto {
-  @ApiProperty({ minimum: 1, maximum: MAX_TTL_SECONDS, description: 'Expiry in whole seconds' })
+  @ApiProperty({
+    type: 'integer',
+    minimum: 1,
+    maximum: MAX_TTL_SECONDS,
+    description: 'Expiry in whole seconds',
+  })
   @IsInt()
   @Min(1)
   @Max(MAX_TTL_SECONDS)

@@ -7,7 +7,11 @@ export class ValueDto {
   @ApiProperty({ example: 'hello' })
   value!: string;
 
-  @ApiProperty({ description: 'Seconds until expiry; -1 means no expiry', example: -1 })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Seconds until expiry; -1 means no expiry',
+    example: -1,
+  })
   ttl!: number;
 
   @ApiPropertyOptional({ enum: ['utf8', 'base64'] })
@@ -18,7 +22,11 @@ export class KeyTtlDto {
   @ApiProperty({ example: 'cache:user:42' })
   key!: string;
 
-  @ApiProperty({ description: 'Seconds until expiry; -1 means no expiry', example: 60 })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Seconds until expiry; -1 means no expiry',
+    example: 60,
+  })
   ttl!: number;
 }
 
@@ -46,7 +54,7 @@ export class ValuesDto {
 }
 
 export class DeletedDto {
-  @ApiProperty({ example: 2 })
+  @ApiProperty({ type: 'integer', example: 2 })
   deleted!: number;
 }
 

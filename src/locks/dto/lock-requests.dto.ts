@@ -56,6 +56,7 @@ export class ExtendLockDto {
   @ApiProperty({
     description: 'The owner token the acquisition answered',
     example: '9f86d081884c7d659a2feaa0c55ad015',
+    pattern: LOCK_TOKEN_PATTERN.source,
   })
   @Matches(LOCK_TOKEN_PATTERN, { message: 'token must be a lock token (32 hex digits)' })
   token!: string;

@@ -13,6 +13,7 @@ export class PublishedDto {
   channel!: string;
 
   @ApiProperty({
+    type: 'integer',
     description:
       "Redis's count of receivers: each gateway instance counts once per channel and once per " +
       'matching pattern it subscribes to, however many SSE clients it serves',

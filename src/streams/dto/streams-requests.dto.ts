@@ -11,6 +11,11 @@ const ENTRY_ID_MESSAGE = 'must be a stream entry id such as 1700000000000-0';
 const RANGE_BOUND = /^(-|\+|\(?\d{1,20}(-\d{1,20})?)$/;
 const RANGE_MESSAGE = 'must be -, +, an entry id, or ( and an entry id (exclusive)';
 
+/** An explicit id of a new entry: an entry id, or `<ms>-*` for the next sequence. */
+const NEW_ENTRY_ID = /^\d{1,20}(-(\d{1,20}|\*))?$/;
+/** Where a tail or a group starts: `$` (new entries only), or an entry id (`0`: everything). */
+const START_ID = /^(\$|\d{1,20}(-\d{1,20})?)$/;
+
 /** Largest 32-bit signed millisecond count, the bound of every `*Ms` field. */
 const MAX_MS = 2147483647;
 
@@ -28,12 +33,14 @@ export class AddEntryDto extends EncodingOption {
     description:
       'An explicit id (`<ms>-<seq>`, or `<ms>-*` for the next sequence); automatic when absent',
     example: '1700000000000-0',
+    pattern: NEW_ENTRY_ID.source,
   })
   @Optional()
-  @Matches(/^\d{1,20}(-(\d{1,20}|\*))?$/, { message: `id ${ENTRY_ID_MESSAGE}` })
+  @Matches(NEW_ENTRY_ID, { message: `id ${ENTRY_ID_MESSAGE}` })
   id?: string;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 0,
     description: 'Trim to this many entries (MAXLEN); at most streams.maxLength, its default',
   })
@@ -51,17 +58,29 @@ export class AddEntryDto extends EncodingOption {
 }
 
 export class RangeQuery extends EncodingOption {
-  @ApiPropertyOptional({ description: `First id of the range; ${RANGE_MESSAGE}`, default: '-' })
+  @ApiPropertyOptional({
+    description: `First id of the range; ${RANGE_MESSAGE}`,
+    default: '-',
+    pattern: RANGE_BOUND.source,
+  })
   @Optional()
   @Matches(RANGE_BOUND, { message: `start ${RANGE_MESSAGE}` })
   start?: string;
 
-  @ApiPropertyOptional({ description: `Last id of the range; ${RANGE_MESSAGE}`, default: '+' })
+  @ApiPropertyOptional({
+    description: `Last id of the range; ${RANGE_MESSAGE}`,
+    default: '+',
+    pattern: RANGE_BOUND.source,
+  })
   @Optional()
   @Matches(RANGE_BOUND, { message: `end ${RANGE_MESSAGE}` })
   end?: string;
 
-  @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'Entries at most, 100 by default',
+  })
   @QueryInt()
   @Optional()
   @IsInt()
@@ -76,13 +95,20 @@ export class RangeQuery extends EncodingOption {
 }
 
 export class TrimDto {
-  @ApiPropertyOptional({ minimum: 0, description: 'Keep at most this many entries (MAXLEN)' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    description: 'Keep at most this many entries (MAXLEN)',
+  })
   @Optional()
   @IsInt()
   @Min(0)
   maxLen?: number;
 
-  @ApiPropertyOptional({ description: 'Remove the entries with a smaller id (MINID)' })
+  @ApiPropertyOptional({
+    description: 'Remove the entries with a smaller id (MINID)',
+    pattern: ENTRY_ID.source,
+  })
   @NotWith('maxLen')
   @Optional()
   @Matches(ENTRY_ID, { message: `minId ${ENTRY_ID_MESSAGE}` })
@@ -100,9 +126,10 @@ export class TailQuery extends EventsQuery {
       '`$` (default): only entries added from now on; `0`: every entry; or an entry id to ' +
       'start after. A `Last-Event-ID` header takes precedence.',
     default: '$',
+    pattern: START_ID.source,
   })
   @Optional()
-  @Matches(/^(\$|\d{1,20}(-\d{1,20})?)$/, { message: `from must be $, 0 or an entry id` })
+  @Matches(START_ID, { message: `from must be $, 0 or an entry id` })
   from?: string;
 }
 
@@ -114,9 +141,10 @@ export class CreateGroupDto {
   @ApiPropertyOptional({
     description: '`$` (default): deliver entries added from now on; `0`: every entry; or an id',
     default: '$',
+    pattern: START_ID.source,
   })
   @Optional()
-  @Matches(/^(\$|\d{1,20}(-\d{1,20})?)$/, { message: 'from must be $, 0 or an entry id' })
+  @Matches(START_ID, { message: 'from must be $, 0 or an entry id' })
   from?: string;
 
   @ApiPropertyOptional({ description: 'Create the stream when it is absent (default true)' })
@@ -130,14 +158,20 @@ export class GroupReadDto extends EncodingOption {
   @IsString()
   consumer!: string;
 
-  @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 10 by default' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'Entries at most, 10 by default',
+  })
   @Optional()
   @IsInt()
   @Min(1)
   count?: number;
 
   @ApiPropertyOptional({
+    type: 'integer',
     minimum: 0,
+    maximum: MAX_MS,
     description:
       'Wait up to this long for new entries when there are none (capped at limits.maxBlockMs); ' +
       'no wait when absent or 0',
@@ -157,7 +191,11 @@ export class GroupReadDto extends EncodingOption {
 }
 
 export class AckDto {
-  @ApiProperty({ type: [String], description: 'Entry ids, at most limits.maxBatchKeys' })
+  @ApiProperty({
+    type: [String],
+    description: 'Entry ids, at most limits.maxBatchKeys',
+    items: { type: 'string', pattern: ENTRY_ID.source },
+  })
   @IsArray()
   @Matches(ENTRY_ID, { each: true, message: `each of ids ${ENTRY_ID_MESSAGE}` })
   ids!: string[];
@@ -169,14 +207,23 @@ export class PendingQuery {
   @IsString()
   consumer?: string;
 
-  @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'Entries at most, 100 by default',
+  })
   @QueryInt()
   @Optional()
   @IsInt()
   @Min(1)
   count?: number;
 
-  @ApiPropertyOptional({ minimum: 0, description: 'Only entries idle at least this long' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_MS,
+    description: 'Only entries idle at least this long',
+  })
   @QueryInt()
   @Optional()
   @IsInt()
@@ -190,13 +237,22 @@ export class ClaimDto extends EncodingOption {
   @IsString()
   consumer!: string;
 
-  @ApiProperty({ minimum: 0, description: 'Claim only entries idle at least this long' })
+  @ApiProperty({
+    type: 'integer',
+    minimum: 0,
+    maximum: MAX_MS,
+    description: 'Claim only entries idle at least this long',
+  })
   @IsInt()
   @Min(0)
   @Max(MAX_MS)
   minIdleMs!: number;
 
-  @ApiPropertyOptional({ minimum: 1, description: 'Entries at most, 100 by default' })
+  @ApiPropertyOptional({
+    type: 'integer',
+    minimum: 1,
+    description: 'Entries at most, 100 by default',
+  })
   @Optional()
   @IsInt()
   @Min(1)
@@ -205,6 +261,7 @@ export class ClaimDto extends EncodingOption {
   @ApiPropertyOptional({
     description: 'Scan the pending list from this id (`nextStart` of the previous call); 0-0 first',
     default: '0-0',
+    pattern: ENTRY_ID.source,
   })
   @Optional()
   @Matches(ENTRY_ID, { message: `start ${ENTRY_ID_MESSAGE}` })

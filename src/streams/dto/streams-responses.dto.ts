@@ -39,7 +39,7 @@ export class StreamInfoDto {
   @ApiProperty()
   key!: string;
 
-  @ApiProperty()
+  @ApiProperty({ type: 'integer' })
   length!: number;
 
   @ApiProperty({ type: String, nullable: true, description: 'null when the stream is empty' })
@@ -48,7 +48,7 @@ export class StreamInfoDto {
   @ApiProperty({ type: String, nullable: true, description: 'null when the stream is empty' })
   lastId!: string | null;
 
-  @ApiProperty({ description: 'Consumer groups of the stream' })
+  @ApiProperty({ type: 'integer', description: 'Consumer groups of the stream' })
   groups!: number;
 }
 
@@ -56,7 +56,7 @@ export class TrimmedDto {
   @ApiProperty()
   key!: string;
 
-  @ApiProperty({ description: 'Entries removed' })
+  @ApiProperty({ type: 'integer', description: 'Entries removed' })
   trimmed!: number;
 }
 
@@ -72,17 +72,17 @@ export class GroupDto {
   @ApiProperty()
   name!: string;
 
-  @ApiProperty()
+  @ApiProperty({ type: 'integer' })
   consumers!: number;
 
-  @ApiProperty({ description: 'Entries delivered and not yet acknowledged' })
+  @ApiProperty({ type: 'integer', description: 'Entries delivered and not yet acknowledged' })
   pending!: number;
 
   @ApiProperty({ example: '1700000000000-0' })
   lastDeliveredId!: string;
 
   @ApiProperty({
-    type: Number,
+    type: 'integer',
     nullable: true,
     description: 'Entries not yet delivered to the group; null when Redis cannot tell',
   })
@@ -98,7 +98,10 @@ export class GroupsDto {
 }
 
 export class AcknowledgedDto {
-  @ApiProperty({ description: 'Entries acknowledged (unknown or already acknowledged ids: 0)' })
+  @ApiProperty({
+    type: 'integer',
+    description: 'Entries acknowledged (unknown or already acknowledged ids: 0)',
+  })
   acknowledged!: number;
 }
 
@@ -109,10 +112,10 @@ export class PendingEntryDto {
   @ApiProperty()
   consumer!: string;
 
-  @ApiProperty({ description: 'Time since the entry was last delivered' })
+  @ApiProperty({ type: 'integer', description: 'Time since the entry was last delivered' })
   idleMs!: number;
 
-  @ApiProperty({ description: 'Times the entry was delivered' })
+  @ApiProperty({ type: 'integer', description: 'Times the entry was delivered' })
   deliveries!: number;
 }
 
@@ -120,12 +123,12 @@ export class ConsumerPendingDto {
   @ApiProperty()
   name!: string;
 
-  @ApiProperty()
+  @ApiProperty({ type: 'integer' })
   pending!: number;
 }
 
 export class PendingDto {
-  @ApiProperty({ description: 'Pending entries of the whole group' })
+  @ApiProperty({ type: 'integer', description: 'Pending entries of the whole group' })
   count!: number;
 
   @ApiProperty({ type: String, nullable: true })
