@@ -127,9 +127,11 @@ function ensureProblem(operation: OperationObject, status: ProblemStatus): void 
 /**
  * The statuses the request pipeline answers before any handler runs: on an authenticated route
  * the rate limits (429) and an unreachable token issuer (503); where a body is read, the body
- * limit (413); where it is parsed as JSON, any other content type (415).
+ * limit (413); where it is parsed as JSON, any other content type (415). Fastify reads the body
+ * of every method but GET and HEAD, so a DELETE or a body-less POST sent a body meets both too
+ * (an empty body, or JSON, is then read and ignored).
  */
-function addPipelineProblems(operation: OperationObject): void {
+function addPipelineProblems(method: string, operation: OperationObject): void {
   if (operation.security && operation.security.length > 0) {
     ensureProblem(operation, 429);
     ensureProblem(operation, 503);
@@ -140,6 +142,9 @@ function addPipelineProblems(operation: OperationObject): void {
     if (body.content[JSON_TYPE]) {
       ensureProblem(operation, 415);
     }
+  } else if (method !== 'get' && method !== 'head') {
+    ensureProblem(operation, 413);
+    ensureProblem(operation, 415);
   }
   operation.responses = Object.fromEntries(
     Object.entries(operation.responses).sort(([a], [b]) => a.localeCompare(b)),
@@ -244,7 +249,7 @@ function referencedSchemas(schema: Schema | undefined, found: Set<string>, all: 
  */
 function closeRequestSchemas(document: OpenAPIObject): void {
   const names = new Set<string>();
-  for (const operation of operationsOf(document)) {
+  for (const [, operation] of operationsOf(document)) {
     const body = operation.requestBody;
     if (body && !isRef(body)) {
       referencedSchemas(body.content[JSON_TYPE]?.schema, names, document);
@@ -307,12 +312,12 @@ function nameBounds(document: OpenAPIObject, limits: DocumentLimits): void {
   }
 }
 
-function* operationsOf(document: OpenAPIObject): Generator<OperationObject> {
+function* operationsOf(document: OpenAPIObject): Generator<[string, OperationObject]> {
   for (const item of Object.values(document.paths)) {
     for (const method of METHODS) {
       const operation = item[method];
       if (operation) {
-        yield operation;
+        yield [method, operation];
       }
     }
   }
@@ -321,8 +326,8 @@ function* operationsOf(document: OpenAPIObject): Generator<OperationObject> {
 /** Applies the server-wide rules to a document the decorators produced; answers it. */
 export function applyDocumentRules(document: OpenAPIObject, limits: DocumentLimits): OpenAPIObject {
   document.components = { ...document.components, headers: HEADERS };
-  for (const operation of operationsOf(document)) {
-    addPipelineProblems(operation);
+  for (const [method, operation] of operationsOf(document)) {
+    addPipelineProblems(method, operation);
     binaryOctets(operation);
     eventStreams(operation);
     pathParameters(operation, limits);
