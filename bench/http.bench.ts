@@ -49,6 +49,7 @@ import {
   percentile,
   pinProcess,
   pinnableCpus,
+  redisConnection,
   rssMb,
   startBaseline,
   startGateway,
@@ -69,6 +70,10 @@ const HASH = 'bench-hash';
 const STREAM = 'bench-stream';
 const CHANNEL = 'bench-channel';
 const KV_GET_UNLIMITED = 'KV GET, a gateway with rate limits off';
+const NEAR_HOT = 'KV GET, near-cache on, one hot key (HIT)';
+const NEAR_COLD = 'KV GET, near-cache on, every key new (MISS)';
+/** Distinct keys for the cold row: more than it can read in its warm-up and measured time. */
+const COLD_KEYS = 400_000;
 
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
@@ -182,6 +187,8 @@ const GOALS: { scenario: string; least: number; against: 'GET' | 'PUT' }[] = [
   { scenario: 'stream add', least: 0.6, against: 'PUT' },
   { scenario: 'publish (no subscribers)', least: 0.65, against: 'PUT' },
   { scenario: 'lock acquire + release', least: 0.35, against: 'PUT' },
+  // The near-cache's goal: a hot key answered from memory beats the bare server's GET.
+  { scenario: NEAR_HOT, least: 1.5, against: 'GET' },
 ];
 
 interface Load {
@@ -431,6 +438,68 @@ async function prepare(gateway: Gateway, auth: Record<string, string>): Promise<
   await send('POST', `/redis/streams/${STREAM}/entries`, { fields: { v: VALUE } });
 }
 
+/** `bench-cold-<n>` for every n below COLD_KEYS, 100 bytes each, straight into Redis. */
+async function prepareColdKeys(redisUrl: string): Promise<void> {
+  const redis = await redisConnection(redisUrl);
+  try {
+    for (let first = 0; first < COLD_KEYS; first += 1000) {
+      const pairs: string[] = [];
+      for (let n = first; n < Math.min(first + 1000, COLD_KEYS); n++) {
+        pairs.push(`bench-cold-${n}`, VALUE);
+      }
+      await redis.command('MSET', ...pairs);
+    }
+  } finally {
+    redis.close();
+  }
+}
+
+/** Every connection reads the next key nobody has read yet. */
+function coldReads(auth: Record<string, string>): (client: autocannon.Client) => void {
+  let next = 0;
+  return (client) =>
+    client.setRequests([
+      {
+        method: 'GET',
+        headers: auth,
+        setupRequest: (request) => ({
+          ...request,
+          path: `/redis/kv/bench-cold-${next++ % COLD_KEYS}`,
+        }),
+      },
+    ]);
+}
+
+interface NearCacheUse {
+  entries: number;
+  bytes: number;
+  rssMb: number;
+}
+
+async function nearCacheState(gateway: Gateway, auth: Record<string, string>) {
+  const response = await fetch(`${gateway.url}/redis/status`, { headers: auth });
+  const status = (await response.json()) as {
+    gateway: { nearCache: { trackingArmed: boolean; entries: number; bytes: number } };
+  };
+  return status.gateway.nearCache;
+}
+
+/** Waits (up to 10 s) for the near-cache's tracking to be armed: until then every read misses. */
+async function nearCacheArmed(gateway: Gateway, auth: Record<string, string>): Promise<void> {
+  for (let tries = 0; tries < 100; tries++) {
+    if ((await nearCacheState(gateway, auth)).trackingArmed) {
+      return;
+    }
+    await sleep(100);
+  }
+  throw new Error('the near-cache never armed its tracking');
+}
+
+async function nearCacheUse(gateway: Gateway, auth: Record<string, string>): Promise<NearCacheUse> {
+  const { entries, bytes } = await nearCacheState(gateway, auth);
+  return { entries, bytes, rssMb: rssMb(gateway.pid) };
+}
+
 async function heapUsedMb(gateway: Gateway): Promise<number> {
   const text = await (await fetch(`${gateway.url}/metrics`)).text();
   return Number(/^nodejs_heap_size_used_bytes (\S+)/m.exec(text)?.[1] ?? NaN) / 1024 / 1024;
@@ -537,22 +606,29 @@ async function main(): Promise<void> {
   const configFile = join(dir, 'bench.yaml');
   // A throwaway Redis has just started: the delayed restart would refuse every lock. One token
   // subject stands for every client here: its rate limit is on (the limiter runs on every
-  // request) but far out of reach, so every row measures serving, not refusing.
-  writeFileSync(
-    configFile,
-    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 10000000\n  burst: 100000000\n',
-  );
+  // request) but far out of reach, so every row measures serving, not refusing; and its lock
+  // quota is off (autocannon's warm-up connections leave their locks held when they stop).
+  const common =
+    'locks:\n  delayedRestartMs: 0\nquotas:\n  locksPerSubject: 0\n' +
+    'rateLimits:\n  requestsPerSecond: 10000000\n  burst: 100000000\n';
+  writeFileSync(configFile, common);
+  // The same with the near-cache on, for its two rows.
+  const nearCacheConfigFile = join(dir, 'bench-near-cache.yaml');
+  writeFileSync(nearCacheConfigFile, `${common}nearCache:\n  enabled: true\n`);
   // The same, with the rate limits off: what the limiter costs.
   const unlimitedConfigFile = join(dir, 'bench-unlimited.yaml');
   writeFileSync(
     unlimitedConfigFile,
-    'locks:\n  delayedRestartMs: 0\nrateLimits:\n  requestsPerSecond: 0\n  authFailuresPerMinute: 0\n',
+    'locks:\n  delayedRestartMs: 0\nquotas:\n  locksPerSubject: 0\n' +
+      'rateLimits:\n  requestsPerSecond: 0\n  authFailuresPerMinute: 0\n',
   );
   let baseline: Gateway | undefined;
   let gateway: Gateway | undefined;
   let unlimited: Gateway | undefined;
+  let nearCache: Gateway | undefined;
   const rows: Row[] = [];
   const memory = {
+    nearCache: undefined as NearCacheUse | undefined,
     idleMb: NaN,
     afterMb: NaN,
     leakRuns: [] as { rssMb: number; heapFloorMb: number }[],
@@ -606,6 +682,18 @@ async function main(): Promise<void> {
     await run(KV_GET_UNLIMITED, unlimited, { path: `/redis/kv/${KV_KEY}`, headers: auth });
     unlimited.stop();
     unlimited = undefined;
+    // A third, only for these rows: the near-cache on, a hot key, then every read a new key.
+    nearCache = await startGateway(
+      { ...gatewayEnv, CONFIG_FILE: nearCacheConfigFile },
+      { cpu: serverCpu },
+    );
+    await prepareColdKeys(redis.url);
+    await nearCacheArmed(nearCache, auth);
+    await run(NEAR_HOT, nearCache, { path: `/redis/kv/${KV_KEY}`, headers: auth });
+    await run(NEAR_COLD, nearCache, { path: '/redis/kv/cold', setupClient: coldReads(auth) });
+    memory.nearCache = await nearCacheUse(nearCache, auth);
+    nearCache.stop();
+    nearCache = undefined;
     await run('KV PUT /redis/kv/{key}', gateway, {
       path: '/redis/kv/bench-put',
       method: 'PUT',
@@ -694,6 +782,7 @@ async function main(): Promise<void> {
     baseline?.stop();
     gateway?.stop();
     unlimited?.stop();
+    nearCache?.stop();
     await issuer.close();
     redis.stop();
     rmSync(dir, { recursive: true, force: true });
@@ -761,6 +850,13 @@ async function main(): Promise<void> {
       memory.leakRuns.map((run) => `${run.heapFloorMb.toFixed(1)}`).join(' / ') +
       ' MB',
   );
+  if (memory.nearCache) {
+    const { entries, bytes, rssMb: rss } = memory.nearCache;
+    console.log(
+      `near-cache after its two rows: ${entries} entries, ${(bytes / 1024 / 1024).toFixed(1)} MiB ` +
+        `(nearCache.maxBytes 64 MiB); that gateway's RSS ${rss.toFixed(0)} MB`,
+    );
+  }
   console.log(
     `machine: ${machine.cpu} × ${machine.cpus}, node ${machine.node}; load average ` +
       `${machine.loadAverageAtStart.join(' ')} at start, ${loadAverageAtEnd.join(' ')} at end; ` +
