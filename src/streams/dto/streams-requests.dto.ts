@@ -1,8 +1,23 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsArray, IsBoolean, IsInt, IsString, Matches, Max, Min } from 'class-validator';
 import { NotWith, Optional, QueryBool, QueryInt, StringMap } from '../../common/validation';
 import { EncodingOption } from '../../common/value-codec';
 import { EventsQuery } from '../../sse/sse.dto';
+
+/** `count` of a listing in a query: entries at most, 100 by default. */
+const PageCount = (): PropertyDecorator =>
+  applyDecorators(
+    ApiPropertyOptional({
+      type: 'integer',
+      minimum: 1,
+      description: 'Entries at most, 100 by default',
+    }),
+    QueryInt(),
+    Optional(),
+    IsInt(),
+    Min(1),
+  );
 
 /** A stream entry id: `<ms>-<seq>` or `<ms>` (sequence 0), each part a 64-bit unsigned integer. */
 export const ENTRY_ID = /^\d{1,20}(-\d{1,20})?$/;
@@ -76,15 +91,7 @@ export class RangeQuery extends EncodingOption {
   @Matches(RANGE_BOUND, { message: `end ${RANGE_MESSAGE}` })
   end?: string;
 
-  @ApiPropertyOptional({
-    type: 'integer',
-    minimum: 1,
-    description: 'Entries at most, 100 by default',
-  })
-  @QueryInt()
-  @Optional()
-  @IsInt()
-  @Min(1)
+  @PageCount()
   count?: number;
 
   @ApiPropertyOptional({ type: Boolean, description: 'Newest first (XREVRANGE)' })
@@ -207,15 +214,7 @@ export class PendingQuery {
   @IsString()
   consumer?: string;
 
-  @ApiPropertyOptional({
-    type: 'integer',
-    minimum: 1,
-    description: 'Entries at most, 100 by default',
-  })
-  @QueryInt()
-  @Optional()
-  @IsInt()
-  @Min(1)
+  @PageCount()
   count?: number;
 
   @ApiPropertyOptional({
