@@ -40,6 +40,9 @@ const matrix = suites([
   'near-cache-topology',
 ]);
 
+/** Answers read with fetch keep the OpenAPI contract too, in every project. */
+const CONTRACT_FETCH = '<rootDir>/test/support/contract-fetch.setup.ts';
+
 /** @type {import('jest').Config} */
 module.exports = {
   projects: [
@@ -49,6 +52,7 @@ module.exports = {
       testMatch: ['<rootDir>/test/**/*.spec.ts', '<rootDir>/test/**/*.e2e-spec.ts'],
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
+      setupFiles: [CONTRACT_FETCH],
     },
     {
       ...base,
@@ -56,7 +60,7 @@ module.exports = {
       testMatch: matrix,
       globalSetup: '<rootDir>/test/support/matrix/sentinel.global-setup.ts',
       globalTeardown: '<rootDir>/test/support/matrix/sentinel.global-teardown.ts',
-      setupFiles: ['<rootDir>/test/support/matrix/sentinel.setup.ts'],
+      setupFiles: [CONTRACT_FETCH, '<rootDir>/test/support/matrix/sentinel.setup.ts'],
     },
     {
       ...base,
@@ -64,7 +68,7 @@ module.exports = {
       testMatch: matrix,
       globalSetup: '<rootDir>/test/support/matrix/cluster.global-setup.ts',
       globalTeardown: '<rootDir>/test/support/matrix/cluster.global-teardown.ts',
-      setupFiles: ['<rootDir>/test/support/matrix/cluster.setup.ts'],
+      setupFiles: [CONTRACT_FETCH, '<rootDir>/test/support/matrix/cluster.setup.ts'],
     },
   ],
   testTimeout: 30000,

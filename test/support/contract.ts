@@ -4,7 +4,8 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { OPENAPI_FILE } from '../../src/openapi/openapi';
 
 /*
- * The contract test: every answer a suite receives through TestApp.call is checked against the
+ * The contract test: every answer a suite receives through TestApp.call (and, by
+ * contract-fetch.ts, through fetch from a gateway on this machine) is checked against the
  * committed openapi.json, the document client generators read. The operation must be
  * documented, its status too, the body must match the schema documented for that status and
  * content type, and the headers the document calls required must be there. So the document
@@ -116,6 +117,11 @@ export class Contract {
   static committed(): Contract {
     committed ??= new Contract(JSON.parse(readFileSync(OPENAPI_FILE, 'utf8')) as Document);
     return committed;
+  }
+
+  /** Whether the document has a path template this path fits (else no answer there is checked). */
+  covers(url: string): boolean {
+    return this.templatesOf(new URL(url, 'http://gateway').pathname).length > 0;
   }
 
   /** What is wrong with one answer (empty when it keeps the contract, or is not covered). */

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { LightMyRequestResponse } from 'fastify';
 import { Contract } from '../support/contract';
 
@@ -92,5 +94,54 @@ describe('the OpenAPI contract check (test/support/contract.ts)', () => {
 
   it('leaves paths the document does not hold alone', () => {
     expect(contract.check('GET', '/no/such/route', answer(404, notFound))).toEqual([]);
+  });
+});
+
+// The same check on answers read with fetch (installed for every test file by jest's setupFiles),
+// against a plain HTTP server on loopback that answers what each case plants.
+describe('the contract check of fetched answers (test/support/contract-fetch.ts)', () => {
+  let server: Server;
+  let base = '';
+  let planted = { status: 200, body: '', headers: {} as Record<string, string> };
+
+  beforeAll(async () => {
+    server = createServer((_request, response) => {
+      response.writeHead(planted.status, planted.headers).end(planted.body);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const json = (status: number, body: unknown, headers: Record<string, string> = {}) => {
+    planted = {
+      status,
+      body: JSON.stringify(body),
+      headers: { 'content-type': 'application/json', 'x-request-id': 'r-1', ...headers },
+    };
+  };
+
+  it('is installed, and passes an answer that keeps the contract', async () => {
+    json(200, { key: 'k', value: 'v', ttl: -1 });
+    const response = await fetch(`${base}/redis/kv/k`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ key: 'k', value: 'v', ttl: -1 });
+  });
+
+  it('rejects an undocumented status and a body off its schema', async () => {
+    json(418, { teapot: true });
+    await expect(fetch(`${base}/redis/kv/k`)).rejects.toThrow(/418: status not documented/);
+    json(200, { key: 'k' });
+    await expect(fetch(`${base}/redis/kv/k`)).rejects.toThrow(/OpenAPI contract broken by GET/);
+  });
+
+  it('leaves alone paths the document does not have, and requests marked x-contract: off', async () => {
+    json(418, {});
+    expect((await fetch(`${base}/token`)).status).toBe(418);
+    const off = await fetch(`${base}/redis/kv/k`, { headers: { 'x-contract': 'off' } });
+    expect(off.status).toBe(418);
   });
 });
