@@ -42,6 +42,8 @@ const matrix = suites([
 
 /** Answers read with fetch keep the OpenAPI contract too, in every project. */
 const CONTRACT_FETCH = '<rootDir>/test/support/contract-fetch.setup.ts';
+/** A failed test runs once more, its first failure logged (test/support/retry.setup.ts). */
+const RETRY = ['<rootDir>/test/support/retry.setup.ts'];
 
 /** @type {import('jest').Config} */
 module.exports = {
@@ -53,6 +55,7 @@ module.exports = {
       globalSetup: '<rootDir>/test/support/global-setup.ts',
       globalTeardown: '<rootDir>/test/support/global-teardown.ts',
       setupFiles: [CONTRACT_FETCH],
+      setupFilesAfterEnv: RETRY,
     },
     {
       ...base,
@@ -61,6 +64,7 @@ module.exports = {
       globalSetup: '<rootDir>/test/support/matrix/sentinel.global-setup.ts',
       globalTeardown: '<rootDir>/test/support/matrix/sentinel.global-teardown.ts',
       setupFiles: [CONTRACT_FETCH, '<rootDir>/test/support/matrix/sentinel.setup.ts'],
+      setupFilesAfterEnv: RETRY,
     },
     {
       ...base,
@@ -69,6 +73,7 @@ module.exports = {
       globalSetup: '<rootDir>/test/support/matrix/cluster.global-setup.ts',
       globalTeardown: '<rootDir>/test/support/matrix/cluster.global-teardown.ts',
       setupFiles: [CONTRACT_FETCH, '<rootDir>/test/support/matrix/cluster.setup.ts'],
+      setupFilesAfterEnv: RETRY,
     },
   ],
   testTimeout: 30000,
