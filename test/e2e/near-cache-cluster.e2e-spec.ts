@@ -1,9 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster } from 'ioredis';
-import { TestApp, type Response } from '../support/app';
+import { TestApp } from '../support/app';
 import { report } from '../support/figures';
 import { eventually } from '../support/ports';
+import { nearCacheStatus, xCache } from '../support/near-cache';
 import { expectProblem } from '../support/problems';
 import { RedisClusterSet } from '../support/topology';
 
@@ -14,14 +15,6 @@ import { RedisClusterSet } from '../support/topology';
  */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 const NEAR = { enabled: true, maxBytes: 1024 * 1024, maxEntryBytes: 4096, keyPatterns: ['*'] };
-const cache = (response: Response) => response.headers['x-cache'];
-
-interface NearCacheState {
-  enabled: boolean;
-  trackingArmed: boolean;
-  entries: number | null;
-  bytes: number | null;
-}
 
 describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flush all', () => {
   let set: RedisClusterSet;
@@ -31,9 +24,7 @@ describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flus
   let names: string[];
 
   const get = (name: string) => t.call('GET', at(name), { token: t.tokens.read });
-  const state = async () =>
-    (await t.call('GET', '/redis/status', { token: t.tokens.read })).json().gateway
-      .nearCache as NearCacheState;
+  const state = () => nearCacheStatus(t);
   const masterOf = (name: string) => direct.slots[calculateSlot(t.prefix + name)][0];
   const serverOf = (name: string) =>
     set.servers.find((server) => `127.0.0.1:${server.port}` === masterOf(name))!;
@@ -95,7 +86,7 @@ describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flus
     expect((await state()).trackingArmed).toBe(true);
     expectProblem(await get(names[0]), 404, 'NOT_FOUND');
     for (const name of names.slice(1)) {
-      expect(cache(await get(name))).toBe('MISS');
+      expect(xCache(await get(name))).toBe('MISS');
     }
     for (const name of names) {
       await cached(name, 'w');
@@ -135,7 +126,7 @@ describe('near-cache on a cluster of its own: FLUSHALL and a slot migration flus
     // the slot map): a topology change, so the keys on the other masters go too.
     expect((await get(moving)).json().value).toBe('before');
     await eventually(async () => {
-      expect(cache(await get(names[2]))).toBe('MISS');
+      expect(xCache(await get(names[2]))).toBe('MISS');
     }, 2000);
     await armed();
     await cached(moving, 'on the new master');

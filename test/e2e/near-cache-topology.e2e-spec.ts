@@ -1,10 +1,12 @@
 import { performance } from 'node:perf_hooks';
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
-import { TestApp, type Response } from '../support/app';
+import { TestApp } from '../support/app';
 import { percentile, report } from '../support/figures';
 import { eventually, sleep } from '../support/ports';
 import { watchEventLoop } from '../support/probe';
+import { INVALIDATE_CHANNEL } from '../../src/near-cache/tracking';
+import { nearCacheStatus, xCache } from '../support/near-cache';
 import { expectProblem } from '../support/problems';
 
 /**
@@ -17,17 +19,8 @@ import { expectProblem } from '../support/problems';
  */
 const at = (name: string) => `/redis/kv/${encodeURIComponent(name)}`;
 const NEAR = { enabled: true, maxBytes: 1024 * 1024, maxEntryBytes: 4096, keyPatterns: ['*'] };
-const INVALIDATE_CHANNEL = '__redis__:invalidate';
 /** The invalidation delay the near-cache promises on a quiet machine. */
 const STALENESS_BOUND_MS = 100;
-const cache = (response: Response) => response.headers['x-cache'];
-
-interface NearCacheState {
-  enabled: boolean;
-  trackingArmed: boolean;
-  entries: number | null;
-  bytes: number | null;
-}
 
 /** The lines of CLIENT LIST, each as its fields. */
 function clients(list: string): Record<string, string>[] {
@@ -53,9 +46,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
   const get = (t: TestApp, name: string) => t.call('GET', at(name), { token: t.tokens.read });
   const put = (t: TestApp, name: string, value: string, ttl?: number) =>
     t.call('PUT', at(name), { token: t.tokens.write, body: { value, ttl } });
-  const status = async (t: TestApp) =>
-    (await t.call('GET', '/redis/status', { token: t.tokens.read })).json().gateway
-      .nearCache as NearCacheState;
+  const status = nearCacheStatus;
   const armed = (t: TestApp) =>
     eventually(async () => expect((await status(t)).trackingArmed).toBe(true), 15000);
   const direct = (name: string) => `${a.prefix}${name}`;
@@ -67,13 +58,13 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
    */
   const cached = async (name: string, value: string) => {
     expect((await put(b, name, value)).statusCode).toBe(200);
-    expect(cache(await get(a, name))).toBe('MISS');
+    expect(xCache(await get(a, name))).toBe('MISS');
     let hit = await get(a, name);
-    if (cache(hit) !== 'HIT') {
+    if (xCache(hit) !== 'HIT') {
       hit = await get(a, name);
     }
     expect(hit.json().value).toBe(value);
-    expect(cache(hit)).toBe('HIT');
+    expect(xCache(hit)).toBe('HIT');
   };
   /** Reads through `a` until the value is `value`, and says how long that took and how. */
   const seenWithin = async (name: string, value: string) => {
@@ -81,7 +72,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
     for (;;) {
       const read = await get(a, name);
       if (read.statusCode === 200 && read.json().value === value) {
-        return { ms: performance.now() - started, cache: cache(read) };
+        return { ms: performance.now() - started, cache: xCache(read) };
       }
       if (performance.now() - started > 2000) {
         throw new Error(`not seen: ${read.statusCode} ${read.body}`);
@@ -210,7 +201,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
       a.call('POST', '/redis/kv/_mget', { token: a.tokens.read, body: { keys: names } });
     await mget();
     const both = await mget();
-    expect(cache(both)).toBe('HIT');
+    expect(xCache(both)).toBe('HIT');
     const values = await Promise.all(names.map((name) => a.redis.get(direct(name))));
     expect(both.json().values).toEqual(Object.fromEntries(names.map((n, i) => [n, values[i]])));
     await a.redis.set(direct(names[names.length - 1]), 'changed');
@@ -234,7 +225,7 @@ describe('near-cache on the project topology (cluster: one tracking link per mas
       expect((await put(b, name, 'brief', 1)).statusCode).toBe(200);
       await get(a, name);
       const hit = await get(a, name);
-      expect(cache(hit)).toBe('HIT');
+      expect(xCache(hit)).toBe('HIT');
       expect(hit.json().ttl).toBeLessThanOrEqual(1);
     }
     await sleep(1100);
